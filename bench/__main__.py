@@ -1,0 +1,5 @@
+"""``python -m bench`` runs the idbench command line."""
+
+from bench.cli import main
+
+raise SystemExit(main())

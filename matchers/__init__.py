@@ -1,0 +1,1 @@
+"""Built-in matchers, registered through the ``idbench.matchers`` entry points."""

@@ -1,0 +1,84 @@
+"""Baseline matchers: the floor every other matcher is compared against.
+
+``singletons`` puts every record alone (precision undefined, recall 0); ``exact`` links
+records whose normalised key columns are all equal, with no transitive closure across
+different keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from bench.api import BaseMatcher, MatchContext, MatchResult
+from bench.engine import quote_ident
+
+__all__ = ["Exact", "Singletons"]
+
+
+class Singletons(BaseMatcher):
+    """Every record is its own cluster."""
+
+    name: ClassVar[str] = "singletons"
+    version: ClassVar[str] = "1"
+    tags: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self) -> None:
+        pass
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        """Return one cluster per record."""
+        rel = ctx.con.sql(
+            f"SELECT record_id, record_id AS cluster_id FROM {quote_ident(ctx.records)}"
+        )
+        return MatchResult(clusters=rel)
+
+
+def normalised(column: str) -> str:
+    """SQL expression for a simple normalisation of a key column.
+
+    Lower case, surrounding whitespace removed, empty strings treated as missing.
+    Identifier-specific normalisation (e-mail plus-tags, E.164 phones) belongs to the
+    deterministic matchers' shared normalisation module.
+    """
+    col = quote_ident(column)
+    return f"NULLIF(lower(trim(CAST({col} AS VARCHAR))), '')"
+
+
+class Exact(BaseMatcher):
+    """Records with equal normalised values on *all* of ``keys`` form one cluster.
+
+    Parameters
+    ----------
+    keys
+        Column names that must all be equal (after lower-casing and trimming). A record
+        with any key missing stays alone: a missing value is not evidence.
+    """
+
+    name: ClassVar[str] = "exact"
+    version: ClassVar[str] = "1"
+    tags: ClassVar[frozenset[str]] = frozenset({"pii"})
+
+    def __init__(self, *, keys: Sequence[str] = ("email",)) -> None:
+        self.keys = keys
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        """Cluster by the tuple of normalised keys; ``cluster_id`` = smallest member id."""
+        keys = [self.keys] if isinstance(self.keys, str) else list(self.keys)
+        if not keys:
+            msg = "exact: keys must name at least one column"
+            raise ValueError(msg)
+        ctx.require_columns(*keys)
+        exprs = [normalised(k) for k in keys]
+        all_present = " AND ".join(f"{e} IS NOT NULL" for e in exprs)
+        partition = ", ".join(exprs)
+        rel = ctx.con.sql(
+            f"""
+            SELECT record_id,
+                   CASE WHEN {all_present}
+                        THEN min(record_id) OVER (PARTITION BY {partition})
+                        ELSE record_id END AS cluster_id
+            FROM {quote_ident(ctx.records)}
+            """
+        )
+        return MatchResult(clusters=rel, diagnostics={"keys": keys})
