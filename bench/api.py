@@ -58,7 +58,7 @@ CLUSTER_COLUMNS = ("record_id", "cluster_id")
 PAIR_COLUMNS = ("record_id_l", "record_id_r", "score")
 
 
-class UnsupportedInput(Exception):  # noqa: N818 - reads better at the raise site
+class UnsupportedInput(Exception):
     """Raised by a matcher when the dataset lacks what it needs (a column, a table).
 
     The runner records such a run as ``skipped`` with the message, not as an error.

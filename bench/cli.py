@@ -1,3 +1,286 @@
-"""Placeholder replaced below."""
-def main() -> int:
+"""The ``idbench`` command line.
+
+``idbench list | check NAME | run [SUITE] | generate NAME | describe DATASET``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from bench import __version__
+
+# Wide enough for the results table when output goes to a file or a CI log.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+STATUS_STYLE = {
+    "ok": "green",
+    "error": "red",
+    "timeout": "yellow",
+    "skipped": "dim",
+    "broken": "red",
+}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# --- list / check -----------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Show every registered matcher with its status."""
+    from bench.registry import discover
+
+    table = Table(title="Registered matchers (entry-point group idbench.matchers)")
+    for col in ("name", "status", "tags", "distribution", "target / error"):
+        table.add_column(col)
+    for entry in discover().values():
+        tags = ", ".join(sorted(getattr(entry.cls, "tags", ()))) if entry.cls else ""
+        table.add_row(
+            entry.name,
+            f"[{STATUS_STYLE[entry.status]}]{entry.status}[/]",
+            tags,
+            f"{entry.distribution} {entry.version}",
+            entry.target if entry.error is None else entry.error,
+        )
+    console.print(table)
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the conformance suite on one matcher."""
+    import json
+
+    from bench.registry import load_matcher_class
+    from bench.testing import check_matcher
+
+    cls = load_matcher_class(args.name)
+    params = json.loads(args.params) if args.params else {}
+    matcher = cls(**params)
+    table = Table(title=f"Conformance checks: {matcher!r}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    style = {"passed": "green", "failed": "red", "xfail": "yellow", "xpass": "red"}
+    outcomes = check_matcher(matcher)
+    for o in outcomes:
+        table.add_row(o.check, f"[{style[o.status]}]{o.status}[/]", o.message)
+    console.print(table)
+    bad = [o for o in outcomes if o.status in ("failed", "xpass")]
+    n_pass = sum(o.status == "passed" for o in outcomes)
+    console.print(
+        f"{n_pass} passed, {len(bad)} failed, {sum(o.status == 'xfail' for o in outcomes)} expected failures"
+    )
+    return 1 if bad else 0
+
+
+# --- run --------------------------------------------------------------------------------
+
+
+def _results_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="Results")
+    cols = (
+        "dataset",
+        "matcher",
+        "status",
+        "precision",
+        "recall",
+        "F1",
+        "B3 F1",
+        "clusters/entities",
+        "largest",
+        "records/s",
+        "match s",
+        "peak MiB",
+    )
+    for col in cols:
+        table.add_column(
+            col, justify="left" if col in ("dataset", "matcher", "status") else "right"
+        )
+    for rec in records:
+        m = rec.get("person") or {}
+        status = rec["status"]
+        rps = (rec.get("throughput") or {}).get("records_per_s")
+        t = rec.get("timings") or {}
+        match_s = t.get("fit", 0) + t.get("match", 0) if "match" in t else None
+        table.add_row(
+            rec["dataset"]["name"],
+            rec["matcher"].get("label") or rec["matcher"]["name"],
+            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+            _fmt(m.get("precision")),
+            _fmt(m.get("recall")),
+            _fmt(m.get("f1")),
+            _fmt(m.get("bcubed_f1")),
+            f"{m['n_clusters']}/{m['n_entities']}" if "n_clusters" in m else "-",
+            _fmt(m.get("largest_cluster")),
+            f"{rps:,.0f}" if rps else "-",
+            _fmt(match_s, 2),
+            f"{rec.get('peak_rss_bytes', 0) / 1024**2:,.0f}",
+        )
+    return table
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a suite of datasets x matchers; store one record per run; print the results."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bench.runner import recompute, run_suite
+    from bench.suite import default_suite_path, load_suite
+
+    results_root = Path(args.results)
+    if args.recompute:
+        n, problems = recompute(results_root)
+        for p in problems:
+            err.print(f"[yellow]not recomputed[/]: {p}")
+        console.print(f"recomputed the metrics of {n} stored run(s) under {results_root}")
+        return 1 if problems else 0
+
+    suite = load_suite(args.suite or default_suite_path())
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    records: list[dict[str, Any]] = []
+    task = None
+
+    def gen_progress(desc: str, frac: float) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task("generating data", total=100)
+        progress.update(task, completed=int(frac * 100), description=f"generating: {desc}")
+
+    def on_plan(runs, done) -> None:
+        nonlocal task
+        task = progress.add_task(f"suite {suite.name}", total=len(runs))
+        if done:
+            progress.console.print(
+                f"{len(done)} of {len(runs)} run(s) already stored: skipped (use --force to redo)"
+            )
+
+    def on_start(run) -> None:
+        progress.update(task, description=f"running {run.label()}")
+
+    def on_done(run, rec, skipped) -> None:
+        records.append(rec)
+        progress.advance(task)
+        live.update(_group())
+
+    def _group():
+        from rich.console import Group
+
+        return Group(_results_table(records), progress)
+
+    with Live(_group(), console=console, refresh_per_second=4) as live:
+        try:
+            all_records = run_suite(
+                suite,
+                results_root=results_root,
+                force=args.force,
+                on_plan=on_plan,
+                on_start=on_start,
+                on_done=on_done,
+                progress=gen_progress,
+            )
+        except KeyboardInterrupt:
+            live.stop()
+            err.print(
+                f"[yellow]interrupted[/]: {len(records)} run(s) stored under "
+                f"{results_root / suite.name}; run the same command again to resume"
+            )
+            return 130
+    failed = [r for r in all_records if r["status"] in ("error", "timeout")]
+    for r in failed:
+        err.print(
+            f"[red]{r['status']}[/] {r['matcher']['label']} on {r['dataset']['name']}: {r['error']}"
+        )
+    console.print(f"records stored under {results_root / suite.name}")
+    if not args.no_report:
+        _maybe_report(suite.name, results_root)
+    return 0
+
+
+def _maybe_report(suite_name: str, results_root: Path) -> None:
+    try:
+        from bench import report
+    except ImportError:
+        return
+    path = report.build_report(results_root / suite_name)
+    console.print(f"report written to {path}")
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="idbench",
+        description="Identity resolution benchmark: deterministic (CDP) vs probabilistic "
+        "(DMP) matchers on one synthetic population or your own labelled data.",
+    )
+    parser.add_argument("--version", action="version", version=f"idbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list registered matchers and their status")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("check", help="run the conformance suite on a matcher")
+    p.add_argument("name", help="registered matcher name or module:Class")
+    p.add_argument("--params", help='constructor parameters as JSON, e.g. \'{"keys": ["phone"]}\'')
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run a suite (default: the bundled default suite)")
+    p.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    p.add_argument(
+        "--recompute", action="store_true", help="re-derive metrics of stored runs from raw outputs"
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from bench.dataset import DatasetError
+    from bench.registry import RegistryError
+    from bench.suite import SuiteError
+
+    try:
+        return args.func(args)
+    except (SuiteError, DatasetError, RegistryError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

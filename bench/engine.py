@@ -183,7 +183,7 @@ def materialise(con: duckdb.DuckDBPyConnection, output: Any, *, step: str) -> pa
         return to_arrow()
     try:
         return pa.Table.from_pandas(output, preserve_index=False)
-    except Exception as exc:  # noqa: BLE001 - report what was returned, whatever it was
+    except Exception as exc:
         msg = f"{step}: cannot read a {type(output).__name__} as a table"
         raise TypeError(msg) from exc
 

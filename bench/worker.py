@@ -1,0 +1,131 @@
+"""One run in its own process: ``python -m bench.worker JOB.json``.
+
+The parent (:mod:`bench.runner`) writes the job, watches this process for its timeout
+and memory limit, and turns what it finds into a run record. This process loads the
+dataset, fits and matches (materialising the output inside the timed region), validates
+the output, writes raw Parquet to the staging directory, evaluates, and writes its
+partial result as JSON. Whatever happens inside the matcher ends as a result with a
+status and a reason; only a crash or a kill leaves no result, which the parent reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from bench import engine
+from bench.api import UnsupportedInput
+from bench.dataset import Dataset, write_json_atomic
+from bench.evaluate import evaluate_run
+from bench.execution import (
+    MalformedOutput,
+    load_inputs,
+    run_matcher,
+    validate_clusters,
+    validate_pairs,
+)
+from bench.registry import load_matcher_class
+
+log = logging.getLogger("bench.worker")
+
+
+def _duckdb_limit(memory_limit_bytes: int) -> str:
+    # DuckDB's own buffer limit sits well below the process limit, so DuckDB spills to
+    # disk before the parent has to kill the run.
+    return f"{max(64, int(memory_limit_bytes * 0.6) // 1024**2)}MB"
+
+
+def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
+    """Carry out ``job``, filling ``result`` as phases complete."""
+    timings = result.setdefault("timings", {})
+    dataset = Dataset.open(job["dataset_path"])
+    cls = load_matcher_class(job["matcher"], python_path=job.get("python_path"))
+    matcher = cls(**job["params"])
+    result["matcher"] = {
+        "version": getattr(cls, "version", None),
+        "label": repr(matcher),
+        "tags": sorted(getattr(cls, "tags", ())),
+    }
+    staging = Path(job["staging_dir"])
+    staging.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    con = engine.connect(
+        threads=job["threads"],
+        memory_limit=_duckdb_limit(job["memory_limit_bytes"]),
+        temp_directory=staging / "spill",
+    )
+    ctx = load_inputs(
+        con,
+        dataset.records_path,
+        dataset.tables,
+        seed=job["seed"],
+        threads=job["threads"],
+    )
+    timings["load"] = time.perf_counter() - t0
+
+    outcome = run_matcher(matcher, ctx)
+    timings.update(outcome.timings)
+    result["diagnostics"] = outcome.diagnostics
+
+    t0 = time.perf_counter()
+    validate_clusters(con, outcome.clusters, ctx.records)
+    if outcome.pairs is not None:
+        validate_pairs(con, outcome.pairs, ctx.records)
+    timings["validate"] = time.perf_counter() - t0
+    con.close()
+
+    t0 = time.perf_counter()
+    pq.write_table(
+        outcome.clusters.select(["record_id", "cluster_id"]), staging / "clusters.parquet"
+    )
+    if outcome.pairs is not None:
+        pq.write_table(
+            outcome.pairs.select(["record_id_l", "record_id_r", "score"]), staging / "pairs.parquet"
+        )
+    timings["store"] = time.perf_counter() - t0
+    del outcome
+
+    t0 = time.perf_counter()
+    evaluation = evaluate_run(staging, dataset, threads=job["threads"])
+    timings["evaluate"] = time.perf_counter() - t0
+    result.update(evaluation)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the job file given as the only argument."""
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    job_path = Path(argv[0])
+    job = json.loads(job_path.read_text(encoding="utf-8"))
+    result: dict[str, Any] = {"status": "error", "error": None}
+    try:
+        execute_job(job, result)
+        result["status"] = "ok"
+    except UnsupportedInput as exc:
+        result.update(status="skipped", error=f"matcher does not apply to this dataset: {exc}")
+    except MalformedOutput as exc:
+        result.update(status="error", error=f"malformed output: {exc}")
+    except MemoryError:
+        result.update(status="error", error="out of memory (MemoryError inside the run)")
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded run
+        result.update(
+            status="error",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=20),
+        )
+    result["peak_rss_self_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    write_json_atomic(job["result_path"], result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny hand-made dataset in the documented layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bench.dataset import write_manifest
+from bench.testing import fixture_records, fixture_tables
+
+TESTS_DIR = Path(__file__).parent
+
+
+def write_fixture_dataset(root: Path, *, name: str = "fixture") -> Path:
+    """Write the conformance fixture as a dataset directory; return its path."""
+    records, truth = fixture_records()
+    (root / "tables").mkdir(parents=True, exist_ok=True)
+    (root / "truth").mkdir(parents=True, exist_ok=True)
+    pq.write_table(records, root / "records.parquet")
+    for tname, table in fixture_tables(records).items():
+        pq.write_table(table, root / "tables" / f"{tname}.parquet")
+    ids = records["record_id"].to_pylist()
+    pq.write_table(
+        pa.table(
+            {
+                "record_id": pa.array(ids, pa.int64()),
+                "person_id": pa.array([truth[i] for i in ids], pa.int64()),
+                # persons 0 and 1 share a household; the others live alone
+                "household_id": pa.array(
+                    [0 if truth[i] <= 1 else truth[i] for i in ids], pa.int64()
+                ),
+            }
+        ),
+        root / "truth" / "records.parquet",
+    )
+    write_manifest(
+        root,
+        name=name,
+        kind="fixture",
+        recipe={"fixture": "bench.testing"},
+        seed=None,
+        generator={"name": "tests.conftest", "version": "1"},
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def fixture_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The conformance fixture written once per session as a dataset directory."""
+    return write_fixture_dataset(tmp_path_factory.mktemp("fixture-dataset"))

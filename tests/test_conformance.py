@@ -1,0 +1,64 @@
+"""The conformance suite over every registered matcher (and that it can fail)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pyarrow as pa
+
+from bench.api import BaseMatcher, MatchContext, MatchResult
+from bench.registry import discover
+from bench.testing import check_matcher, parametrize_with_checks
+
+
+def _instances() -> list[BaseMatcher]:
+    out = []
+    for entry in discover().values():
+        assert entry.cls is not None, f"built-in matcher {entry.name} is broken: {entry.error}"
+        presets = getattr(entry.cls, "conformance_presets", None)
+        out.extend(presets() if presets else [entry.cls()])
+    return out
+
+
+@parametrize_with_checks(_instances())
+def test_registered_matchers_conform(matcher, check) -> None:
+    check(matcher)
+
+
+class MergesEverything(BaseMatcher):
+    name: ClassVar[str] = "merges-everything"
+    tags: ClassVar[frozenset[str]] = frozenset({"pii"})
+
+    def __init__(self, *, label: str = "all") -> None:
+        self.label = label
+        self.cache = {}  # state set in __init__: breaks the contract
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        ctx.con.sql("CREATE TABLE scratch AS SELECT 1 AS x")  # no namespace prefix
+        ids = [r[0] for r in ctx.con.sql(f"SELECT record_id FROM {ctx.records}").fetchall()]
+        return MatchResult(clusters=pa.table({"record_id": ids, "cluster_id": [0] * len(ids)}))
+
+
+def test_the_suite_catches_a_bad_matcher() -> None:
+    outcomes = {o.check: o for o in check_matcher(MergesEverything())}
+    failed = {name for name, o in outcomes.items() if o.status == "failed"}
+    assert {
+        "check_registered",
+        "check_init_stores_only_params",
+        "check_unrelated_records_not_merged",
+        "check_inputs_untouched_and_connection_usable",
+    } <= failed
+    assert outcomes["check_identical_records_merged"].status == "passed"
+    assert "scratch" in outcomes["check_inputs_untouched_and_connection_usable"].message
+
+
+class DeclaresFailure(MergesEverything):
+    expected_failed_checks: ClassVar[dict[str, str]] = {
+        "check_unrelated_records_not_merged": "merges by design"
+    }
+
+
+def test_declared_failures_are_reported_as_expected() -> None:
+    outcomes = {o.check: o for o in check_matcher(DeclaresFailure())}
+    assert outcomes["check_unrelated_records_not_merged"].status == "xfail"
+    assert outcomes["check_unrelated_records_not_merged"].message == "merges by design"

@@ -1,0 +1,150 @@
+"""The runner: runs in their own processes, failures recorded, resumable, atomic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.results import RunStore, load_records
+from bench.runner import plan_suite, recompute, run_suite
+from bench.suite import load_suite
+
+TESTS_DIR = Path(__file__).parent
+
+
+def _suite(tmp_path: Path, dataset: Path, matchers: str, **extra: str) -> Path:
+    head = "\n".join(f"{k} = {v}" for k, v in extra.items())
+    text = f"""
+name = "t"
+python_path = ["{TESTS_DIR}"]
+{head}
+[[datasets]]
+path = "{dataset}"
+{matchers}
+"""
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_runs_store_records_with_metrics(tmp_path: Path, fixture_dataset: Path) -> None:
+    suite = load_suite(
+        _suite(
+            tmp_path,
+            fixture_dataset,
+            '[[matchers]]\nname = "exact"\ngrid = {keys = [["email"], ["phone", "dob"]]}\n'
+            '[[matchers]]\nname = "singletons"',
+        )
+    )
+    records = run_suite(suite, results_root=tmp_path / "results")
+    assert [r["status"] for r in records] == ["ok", "ok", "ok"]
+    by_label = {r["matcher"]["label"]: r for r in records}
+    exact = by_label["Exact(keys=['email'])"]
+    # fixture: person 0 has 3 identical records (3 pairs), person 1 has 2 (1 pair); the
+    # cookie records of person 0 (2 more records) carry no email, so person 0 has 5
+    # records -> 10 true pairs, person 1 -> 1, person 5 (record + cookie) -> 1: 12 true.
+    assert exact["person"]["tp_pairs"] == 4
+    assert exact["person"]["true_pairs"] == 12
+    assert exact["person"]["precision"] == 1.0
+    assert exact["person"]["recall"] == pytest.approx(4 / 12)
+    single = by_label["Singletons()"]
+    assert single["person"]["precision"] is None  # no predicted pairs: undefined, not 0 or 1
+    assert single["person"]["recall"] == 0.0
+    for rec in records:
+        assert set(rec["timings"]) >= {"load", "fit", "match", "validate", "evaluate", "wall"}
+        assert rec["peak_rss_bytes"] > 10 * 1024**2
+        assert rec["environment"]["packages"]["duckdb"]
+        assert rec["dataset"]["fingerprint"].startswith("sha256:")
+        store = RunStore(tmp_path / "results" / "t")
+        assert (store.raw_dir(rec["run_key"]) / "clusters.parquet").is_file()
+    # household level: persons 0 and 1 share a household, so more true pairs
+    assert exact["household"]["true_pairs"] > exact["person"]["true_pairs"]
+
+
+BAD = {
+    "raises": ("error", "deliberate failure inside match"),
+    "sleeps": ("timeout", "timeout"),
+    "hogs": ("error", "memory limit exceeded"),
+    "omits": ("error", "clusters omit 1 input record"),
+    "duplicates": ("error", "more than once"),
+    "bad-pairs": ("error", "record_id_l >= record_id_r"),
+    "exits": ("error", "exit code 3"),
+}
+CLASSES = {
+    "raises": "Raises",
+    "sleeps": "Sleeps",
+    "hogs": "Hogs",
+    "omits": "Omits",
+    "duplicates": "Duplicates",
+    "bad-pairs": "BadPairs",
+    "exits": "Exits",
+}
+
+
+def test_bad_matchers_are_recorded_and_the_suite_goes_on(
+    tmp_path: Path, fixture_dataset: Path
+) -> None:
+    blocks = [f'[[matchers]]\nname = "bad_matchers:{c}"' for c in CLASSES.values()]
+    blocks.insert(3, '[[matchers]]\nname = "exact"')  # a good run in the middle
+    suite = load_suite(
+        _suite(tmp_path, fixture_dataset, "\n".join(blocks), timeout_s="8", memory_limit='"700MB"')
+    )
+    records = run_suite(suite, results_root=tmp_path / "results")
+    assert len(records) == len(CLASSES) + 1
+    by_name = {r["matcher"]["name"].split(":")[-1]: r for r in records}
+    assert by_name["exact"]["status"] == "ok"
+    for short, cls in CLASSES.items():
+        status, reason = BAD[short]
+        rec = by_name[cls]
+        assert rec["status"] == status, (cls, rec["error"])
+        assert reason in rec["error"], (cls, rec["error"])
+        assert not RunStore(tmp_path / "results" / "t").raw_dir(rec["run_key"]).exists()
+    assert by_name["Sleeps"]["timings"]["wall"] < 30
+    # every record on disk parses and says what it is
+    stored = load_records(tmp_path / "results")
+    assert {r["status"] for r in stored} == {"ok", "error", "timeout"}
+
+
+def test_stored_runs_are_skipped_unless_forced(tmp_path: Path, fixture_dataset: Path) -> None:
+    suite = load_suite(_suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "singletons"'))
+    first = run_suite(suite, results_root=tmp_path / "r")
+    skipped = []
+    again = run_suite(
+        suite, results_root=tmp_path / "r", on_done=lambda run, rec, was: skipped.append(was)
+    )
+    assert skipped == [True]
+    assert again[0]["run_id"] == first[0]["run_id"]
+    forced = run_suite(suite, results_root=tmp_path / "r", force=True)
+    assert forced[0]["run_id"] != first[0]["run_id"]
+    assert forced[0]["run_key"] == first[0]["run_key"]
+
+
+def test_run_keys_are_deterministic_and_distinct(tmp_path: Path, fixture_dataset: Path) -> None:
+    suite = load_suite(
+        _suite(
+            tmp_path,
+            fixture_dataset,
+            '[[matchers]]\nname = "exact"\ngrid = {keys = [["email"], ["phone"]]}',
+            repeats="2",
+        )
+    )
+    a = [r.key for r in plan_suite(suite)]
+    b = [r.key for r in plan_suite(suite)]
+    assert a == b
+    assert len(set(a)) == 4
+
+
+def test_recompute_rederives_metrics_from_raw_outputs(
+    tmp_path: Path, fixture_dataset: Path
+) -> None:
+    suite = load_suite(_suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "exact"'))
+    (rec,) = run_suite(suite, results_root=tmp_path / "r")
+    path = RunStore(tmp_path / "r" / "t").record_path(rec["run_key"])
+    tampered = json.loads(path.read_text())
+    tampered["person"]["f1"] = -1.0
+    path.write_text(json.dumps(tampered))
+    n, problems = recompute(tmp_path / "r")
+    assert (n, problems) == (1, [])
+    assert json.loads(path.read_text())["person"]["f1"] == rec["person"]["f1"]

@@ -1,0 +1,60 @@
+"""Suite specs: grids expand, bad files get messages naming file, key and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.suite import SuiteError, load_suite, parse_bytes
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return p
+
+
+OK = '[[datasets]]\npath = "d"\n[[matchers]]\nname = "exact"\n'
+
+
+def test_grid_expands_to_every_combination(tmp_path: Path) -> None:
+    suite = load_suite(
+        _write(
+            tmp_path,
+            '[[datasets]]\npath = "d"\n[[matchers]]\nname = "m"\nparams = {a = 1}\n'
+            "grid = {b = [1, 2], c = ['x', 'y', 'z']}\n",
+        )
+    )
+    combos = suite.matchers[0].expand()
+    assert len(combos) == 6
+    assert {"a": 1, "b": 2, "c": "z"} in combos
+    assert suite.datasets[0].path == (tmp_path / "d").resolve()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("repeat = 2\n" + OK, "unknown key 'repeat' (did you mean 'repeats'?)"),
+        ("threads = 'two'\n" + OK, "key 'threads' must be int"),
+        (OK + "colour = 1\n", "matchers[0]: unknown key 'colour'"),
+        ("[[datasets]]\npath = 'd'\nrecipe = 'x'\n[[matchers]]\nname='e'\n", "exactly one of"),
+        ("[[datasets]]\npath = 'd'\n", "no [[matchers]]"),
+        ("name = \n", "not valid TOML"),
+        ("memory_limit = 'lots'\n" + OK, "cannot read 'lots' as a size"),
+        ("repeats = 0\n" + OK, "repeats must be >= 1"),
+        (OK + "grid = {keys = []}\n", "grid.keys must be a non-empty list"),
+    ],
+)
+def test_bad_suites_name_file_key_and_reason(tmp_path: Path, text: str, needle: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert needle in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_parse_bytes() -> None:
+    assert parse_bytes("6GB") == 6 * 1024**3
+    assert parse_bytes("512MiB") == 512 * 1024**2
+    assert parse_bytes(1000) == 1000
