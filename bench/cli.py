@@ -39,6 +39,12 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def short_label(matcher: dict[str, Any]) -> str:
+    """Matcher name plus the parameters the suite set (the full repr is in the record)."""
+    params = " ".join(f"{k}={v}" for k, v in (matcher.get("params") or {}).items())
+    return f"{matcher['name']} {params}".strip()
+
+
 # --- list / check -----------------------------------------------------------------------
 
 
@@ -120,7 +126,7 @@ def _results_table(records: list[dict[str, Any]]) -> Table:
         match_s = t.get("fit", 0) + t.get("match", 0) if "match" in t else None
         table.add_row(
             rec["dataset"]["name"],
-            rec["matcher"].get("label") or rec["matcher"]["name"],
+            short_label(rec["matcher"]),
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
             _fmt(m.get("precision")),
             _fmt(m.get("recall")),
