@@ -138,7 +138,7 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
     logs = store.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{run.key}.log"
-    with tempfile.TemporaryDirectory(prefix="idbench-job-") as tmp:
+    with tempfile.TemporaryDirectory(dir=store.root, prefix=".job-") as tmp:
         job = {
             "dataset_path": str(run.dataset.root),
             "matcher": run.matcher,

@@ -148,3 +148,50 @@ def test_recompute_rederives_metrics_from_raw_outputs(
     n, problems = recompute(tmp_path / "r")
     assert (n, problems) == (1, [])
     assert json.loads(path.read_text())["person"]["f1"] == rec["person"]["f1"]
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, fixture_dataset: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    blocks = '[[matchers]]\nname = "singletons"\n[[matchers]]\nname = "bad_matchers:Sleeps"\n'
+    blocks += '[[matchers]]\nname = "exact"'
+    suite = _suite(tmp_path, fixture_dataset, blocks, timeout_s="120")
+    results = tmp_path / "results"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "run",
+        str(suite),
+        "--results",
+        str(results),
+        "--no-report",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    runs = results / "t" / "runs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(runs.glob("*.json")):
+        time.sleep(0.2)
+    time.sleep(2)  # now inside the sleeping run
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    stored = load_records(results)
+    assert [r["matcher"]["name"] for r in stored] == ["singletons"]
+    assert not list((results / "t" / "raw").glob(".staging-*"))
+    # no orphaned run process survives the parent (job files live under the results root)
+    out = subprocess.run(["pgrep", "-af", "bench.worker"], capture_output=True, text=True)
+    assert str(results) not in out.stdout
+    # re-run with a short timeout: the stored run is skipped, the rest complete
+    suite.write_text(suite.read_text().replace("timeout_s = 120", "timeout_s = 3"))
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 of 3 run(s) already stored" in done.stdout
+    statuses = sorted(r["status"] for r in load_records(results))
+    assert statuses == ["ok", "ok", "timeout"]
