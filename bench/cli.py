@@ -232,6 +232,38 @@ def _maybe_report(suite_name: str, results_root: Path) -> None:
     console.print(f"report written to {path}")
 
 
+# --- report / plot ----------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build report.md and report.html of a suite from its stored results."""
+    from bench.report import build_report
+
+    suite_dir = Path(args.results) / args.suite
+    if not (suite_dir / "runs").is_dir():
+        err.print(f"[red]error:[/] no stored runs under {suite_dir}/runs (run `idbench run` first)")
+        return 2
+    path = build_report(suite_dir)
+    console.print(f"report written to {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Draw one figure of a suite from its stored results."""
+    from bench.plot import PlotError, plot_one
+
+    try:
+        paths = plot_one(
+            Path(args.results) / args.suite, args.figure, Path(args.out) if args.out else None
+        )
+    except PlotError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return 2
+    for p in paths:
+        console.print(str(p))
+    return 0
+
+
 # --- main -------------------------------------------------------------------------------
 
 
@@ -263,6 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="build report.md / report.html from stored results")
+    p.add_argument("suite", nargs="?", default="default", help="suite name (default: default)")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="draw one figure from stored results")
+    p.add_argument(
+        "figure",
+        help="pareto, precision_recall, degradation, hazards, monthly or scaling",
+    )
+    p.add_argument("suite", nargs="?", default="default", help="suite name (default: default)")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument(
+        "--out", help="output directory or .png/.svg path (default: the suite's figures/)"
+    )
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

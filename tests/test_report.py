@@ -1,0 +1,208 @@
+"""The report and figures, built from a stored fixture of run records.
+
+``tests/fixtures/results/demo/runs/*.json`` holds hand-specified records (written by
+``tests/fixtures/results/make_fixture.py``): five datasets of one recipe (three sizes,
+three typo rates at the tiny size), two deterministic configurations and one
+probabilistic matcher, a failed and a skipped run, and ``curves``/``hazards``/``monthly``
+series on the small dataset.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import plot
+from bench.report import build_report
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results" / "demo"
+SMALL = "cdp-realistic-small-s42"
+
+
+def _records() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(FIXTURE.glob("runs/*.json"))]
+
+
+def _ids(records: list[dict[str, Any]], pred) -> list[str]:
+    return sorted(r["run_id"] for r in records if r["status"] == "ok" and pred(r))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    suite = tmp_path_factory.mktemp("results") / "demo"
+    shutil.copytree(FIXTURE, suite)
+    build_report(suite)
+    return suite
+
+
+def _sidecar(suite: Path, name: str) -> dict[str, Any]:
+    return json.loads((suite / "figures" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_report_files_exist(built: Path) -> None:
+    assert (built / "report.md").is_file()
+    assert (built / "report.html").is_file()
+    md = (built / "report.md").read_text(encoding="utf-8")
+    assert "![Quality vs throughput](figures/pareto.png)" in md
+
+
+def test_html_is_self_contained(built: Path) -> None:
+    text = (built / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", text)
+    assert "<link" not in text and "<script" not in text
+    assert text.count('src="data:image/png;base64,') == len(plot.FIGURES)
+
+
+def test_every_figure_drawn_with_png_svg_sidecar(built: Path) -> None:
+    figures = built / "figures"
+    assert len(plot.FIGURES) >= 6
+    for name in plot.FIGURES:
+        for ext in ("png", "svg", "json"):
+            path = figures / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 0, path
+        assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sidecars_name_the_runs_behind_each_figure(built: Path) -> None:
+    recs = _records()
+    small = lambda r: r["dataset"]["name"] == SMALL  # noqa: E731
+    expected = {
+        # the primary dataset: most successful runs, ties broken by size
+        "pareto": _ids(recs, small),
+        "precision_recall": _ids(recs, small),
+        "hazards": _ids(recs, small),
+        "monthly": _ids(recs, small),
+        # the three typo rates at the tiny size
+        "degradation": _ids(recs, lambda r: r["dataset"]["recipe"]["size"] == "tiny"),
+        # the three sizes at the default typo rate
+        "scaling": _ids(recs, lambda r: not r["dataset"]["recipe"]["overrides"]),
+    }
+    for name, ids in expected.items():
+        side = _sidecar(built, name)
+        assert sorted(side["run_ids"]) == ids, name
+        assert side["figure"] == name and side["suite"] == "demo"
+    failed = {r["run_id"] for r in recs if r["status"] != "ok"}
+    for name in plot.FIGURES:
+        assert not failed & set(_sidecar(built, name)["run_ids"])
+
+
+def test_captions_name_the_winners(built: Path) -> None:
+    pareto = _sidecar(built, "pareto")["caption"]
+    assert "highest B-cubed F1 is 0.910 (splink" in pareto
+    assert "fastest is exact keys=phone" in pareto
+    assert "noise.typo.crm_family" in _sidecar(built, "degradation")["caption"]
+    assert "steepest: splink" in _sidecar(built, "scaling")["caption"].lower()
+    assert "shared_family_email" in _sidecar(built, "hazards")["caption"]
+    md = (built / "report.md").read_text(encoding="utf-8")
+    assert "Highest B-cubed F1: **splink**" in md
+    assert _sidecar(built, "degradation")["data"]["knob"] == "noise.typo.crm_family"
+    assert _sidecar(built, "scaling")["data"]["exponents"]["splink"] == pytest.approx(
+        1.35, abs=0.01
+    )
+
+
+def test_failed_and_skipped_runs_are_reported(built: Path) -> None:
+    reason = "memory limit exceeded: resident memory reached 6231 MiB > limit 6144 MiB; killed"
+    for doc, escape in (("report.md", str), ("report.html", html.escape)):
+        text = (built / doc).read_text(encoding="utf-8")
+        assert escape(reason) in text, doc
+        assert "the dataset has no tables/identifier_hour table" in text, doc
+
+
+def test_same_matcher_same_colour_everywhere(built: Path) -> None:
+    colours = [_sidecar(built, name)["colours"] for name in plot.FIGURES]
+    for lab in ("splink", "exact keys=email", "exact keys=phone"):
+        seen = {c[lab] for c in colours if lab in c}
+        assert len(seen) == 1, (lab, seen)
+    splink = _sidecar(built, "pareto")["colours"]["splink"]
+    assert splink != _sidecar(built, "pareto")["colours"]["exact keys=email"]
+    # the colour is really used for the drawing, not only written in the sidecar
+    for name in ("pareto", "scaling"):
+        assert splink in (built / "figures" / f"{name}.svg").read_text(encoding="utf-8")
+
+
+def test_missing_data_skips_figures_with_a_hint(tmp_path: Path) -> None:
+    suite = tmp_path / "demo"
+    (suite / "runs").mkdir(parents=True)
+    for path in FIXTURE.glob("runs/*.json"):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec["dataset"]["name"] == "cdp-realistic-tiny-s42":
+            shutil.copy(path, suite / "runs" / path.name)
+    # a stale figure from an earlier build must not survive
+    (suite / "figures").mkdir()
+    (suite / "figures" / "hazards.png").write_bytes(b"stale")
+    build_report(suite)
+    drawn = {p.stem for p in (suite / "figures").glob("*.png")}
+    assert drawn == {"pareto", "precision_recall"}
+    md = (suite / "report.md").read_text(encoding="utf-8")
+    assert "Figures not drawn" in md
+    assert "a scaling suite" in md and "a sweep suite" in md
+    assert "`idbench run --recompute`" in md
+
+
+def test_empty_suite_still_writes_a_report(tmp_path: Path) -> None:
+    out = build_report(tmp_path / "nothing")
+    assert out.is_file() and "No run records" in out.read_text(encoding="utf-8")
+
+
+def test_plot_one(tmp_path: Path) -> None:
+    suite = tmp_path / "demo"
+    shutil.copytree(FIXTURE, suite)
+    files = plot.plot_one(suite, "scaling", tmp_path / "out")
+    assert [p.name for p in files] == ["scaling.png", "scaling.svg", "scaling.json"]
+    assert all(p.is_file() for p in files)
+    files = plot.plot_one(suite, "pareto", tmp_path / "x" / "front.svg")
+    assert files[0] == tmp_path / "x" / "front.png"
+    with pytest.raises(plot.PlotError, match="unknown figure 'nope'"):
+        plot.plot_one(suite, "nope")
+    lone = tmp_path / "lone"
+    (lone / "runs").mkdir(parents=True)
+    shutil.copy(next(FIXTURE.glob("runs/*.json")), lone / "runs")
+    with pytest.raises(plot.FigureUnavailable, match="scaling suite"):
+        plot.plot_one(lone, "scaling")
+
+
+def test_short_labels_show_only_varying_params() -> None:
+    recs = [
+        {"matcher": {"name": "exact", "params": {"keys": ["email"], "norm": True}}},
+        {"matcher": {"name": "exact", "params": {"keys": ["email", "phone"], "norm": True}}},
+        {"matcher": {"name": "splink", "params": {"threshold": 0.9}}},
+    ]
+    assert sorted(plot.short_labels(recs).values()) == [
+        "exact keys=email",
+        "exact keys=email+phone",
+        "splink",
+    ]
+
+
+def test_matcher_kind() -> None:
+    assert plot.matcher_kind({"name": "cascade-v2"}) == "deterministic"
+    assert plot.matcher_kind({"name": "login-bridge"}) == "deterministic"
+    assert plot.matcher_kind({"name": "recordlinkage"}) == "probabilistic"
+    assert plot.matcher_kind({"name": "hybrid"}) == "hybrid"
+    assert plot.matcher_kind({"name": "pkg.mod:Thing", "tags": ["emits_pairs"]}) == "probabilistic"
+
+
+def test_find_sweep_merges_covarying_knobs_and_ignores_size() -> None:
+    def rec(fp: str, size: str, a: float, b: float) -> dict[str, Any]:
+        recipe = {"name": "r", "size": size, "params": {"noise": {"a": a, "b": b}}}
+        return {"dataset": {"fingerprint": fp, "recipe": recipe}}
+
+    recs = [rec("1", "tiny", 0.1, 1.0), rec("2", "tiny", 0.2, 2.0), rec("3", "small", 0.1, 1.0)]
+    sweep = plot.find_sweep(recs)
+    assert sweep is not None
+    assert (sweep.knob, sweep.covaried) == ("noise.a", ("noise.b",))
+    assert sweep.values == {"1": 0.1, "2": 0.2}
+    assert plot.find_sweep([rec("1", "tiny", 0.1, 1.0), rec("3", "small", 0.1, 1.0)]) is None
+
+
+def test_fit_exponent() -> None:
+    ns = [1e3, 1e4, 1e5]
+    assert plot.fit_exponent(ns, [n**2 * 1e-6 for n in ns]) == pytest.approx(2.0)
+    assert plot.fit_exponent([1e3, 1e3], [1.0, 2.0]) is None
