@@ -1,0 +1,307 @@
+"""Probabilistic matching with the recordlinkage toolkit (pandas, unsupervised ECM).
+
+Pipeline: pull only the needed columns from DuckDB into pandas, index candidate pairs
+(union of blocking passes, or a sorted neighbourhood), compare (Jaro-Winkler on names
+and street, exact on the rest), classify with the unsupervised ECM
+(Expectation/Conditional Maximisation) Fellegi-Sunter classifier, and cluster the pairs
+at or above ``threshold`` by connected components.
+
+recordlinkage materialises every candidate pair in memory (users report running out of
+memory at a few hundred thousand records), so the number of candidates is counted in
+DuckDB before indexing and checked against ``max_pairs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import recordlinkage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
+from bench.engine import query, quote_ident
+
+__all__ = ["RecordLinkageMatcher", "count_candidates"]
+
+log = logging.getLogger(__name__)
+
+#: Compared with Jaro-Winkler similarity (typos are expected).
+STRING_COLUMNS: tuple[str, ...] = ("given_name", "family_name", "street", "city")
+#: Compared for exact equality.
+EXACT_COLUMNS: tuple[str, ...] = (
+    "dob",
+    "email",
+    "phone",
+    "house_number",
+    "postcode",
+    "region",
+    "customer_no",
+    "loyalty_id",
+    "account_id",
+)
+#: Blocking passes used when ``block_on`` is None, kept where all columns exist.
+DEFAULT_BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("given_name", "family_name"),
+    ("family_name", "dob"),
+    ("given_name", "dob"),
+    ("postcode", "family_name"),
+    ("postcode", "given_name"),
+    ("postcode", "dob"),
+    ("dob", "city"),
+    ("street", "house_number"),
+    ("postcode", "house_number"),
+    ("email",),
+    ("phone",),
+)
+
+
+def count_candidates(
+    con: Any,
+    records: str,
+    *,
+    blocks: Sequence[Sequence[str]],
+    sorted_neighbourhood: str | None = None,
+    window: int = 3,
+) -> tuple[int, int]:
+    """Count candidate pairs in SQL, without building them.
+
+    Returns
+    -------
+    tuple
+        ``(largest pass, sum over passes)``: the union of the passes has at least the
+        first and at most the second number of pairs.
+    """
+    table = quote_ident(records)
+    counts: list[int] = []
+    for cols in blocks:
+        keys = ", ".join(quote_ident(c) for c in cols)
+        not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in cols)
+        sql = (
+            f"SELECT coalesce(sum(n * (n - 1) // 2), 0)::HUGEINT AS pairs FROM "
+            f"(SELECT count(*)::HUGEINT AS n FROM {table} WHERE {not_null} GROUP BY {keys})"
+        )
+        counts.append(int(query(con, sql, step=f"count block {cols}").column(0)[0].as_py()))
+    if sorted_neighbourhood is not None:
+        # recordlinkage sorts the distinct key values and pairs records whose values are
+        # at most window // 2 ranks apart (same value included).
+        col = quote_ident(sorted_neighbourhood)
+        half = max(int(window) // 2, 0)
+        sql = f"""
+            WITH v AS (
+                SELECT {col} AS k, count(*)::HUGEINT AS n,
+                       row_number() OVER (ORDER BY {col}) AS rk
+                FROM {table} WHERE {col} IS NOT NULL GROUP BY {col}
+            )
+            SELECT coalesce((SELECT sum(n * (n - 1) // 2) FROM v), 0)
+                 + coalesce((SELECT sum(a.n * b.n) FROM v a JOIN v b
+                             ON b.rk > a.rk AND b.rk <= a.rk + {half}), 0) AS pairs
+        """
+        counts.append(int(query(con, sql, step="count sorted neighbourhood").column(0)[0].as_py()))
+    if not blocks and sorted_neighbourhood is None:
+        n = int(query(con, f"SELECT count(*) AS n FROM {table}", step="count").column(0)[0].as_py())
+        counts.append(n * (n - 1) // 2)
+    return max(counts, default=0), sum(counts)
+
+
+def _budget_error(count: int, budget: int, what: str) -> ValueError:
+    msg = (
+        f"recordlinkage: {what} {count:,} candidate pairs, over the budget max_pairs="
+        f"{budget:,}. recordlinkage holds every candidate pair and its comparison vector "
+        "in memory; block on more selective columns (block_on=[...] with two or more "
+        "columns per pass), use a smaller sorted-neighbourhood window, or raise max_pairs "
+        "if the machine has the memory (about 100 bytes per pair and compared column)."
+    )
+    return ValueError(msg)
+
+
+class RecordLinkageMatcher(BaseMatcher):
+    """Unsupervised Fellegi-Sunter (ECM) matching with the recordlinkage toolkit.
+
+    Parameters
+    ----------
+    threshold
+        ECM match probability at or above which a pair links two records.
+    block_on
+        Blocking passes, each a list of columns that must be equal; candidates are the
+        union of the passes. ``None``: the default passes whose columns exist
+        (name pairs, name + dob, postcode + name, street + house number, email, phone).
+        An empty list with no ``sorted_neighbourhood`` compares all pairs.
+    sorted_neighbourhood
+        Column for an additional sorted-neighbourhood pass, or ``None``.
+    window
+        Window of the sorted-neighbourhood pass (odd; ``window // 2`` neighbours on
+        each side of a value).
+    string_threshold
+        Jaro-Winkler similarity at or above which two name/street/city values agree.
+    max_pairs
+        Candidate budget. The candidates are counted in DuckDB before indexing and again
+        after; above the budget the matcher raises ``ValueError`` instead of exhausting
+        memory. The default, 5 million, needs roughly 2-4 GB.
+    """
+
+    name: ClassVar[str] = "recordlinkage"
+    version: ClassVar[str] = "1"
+    tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.5,
+        block_on: list[list[str]] | None = None,
+        sorted_neighbourhood: str | None = None,
+        window: int = 3,
+        string_threshold: float = 0.85,
+        max_pairs: int = 5_000_000,
+    ) -> None:
+        self.threshold = threshold
+        self.block_on = block_on
+        self.sorted_neighbourhood = sorted_neighbourhood
+        self.window = window
+        self.string_threshold = string_threshold
+        self.max_pairs = max_pairs
+
+    def _plan(self, columns: Sequence[str]) -> tuple[list[list[str]], list[str], list[str]]:
+        have = set(columns)
+        strings = [c for c in STRING_COLUMNS if c in have]
+        exact = [c for c in EXACT_COLUMNS if c in have]
+        if not strings and not exact:
+            msg = (
+                "recordlinkage: the records have none of the columns it compares "
+                f"({', '.join(STRING_COLUMNS + EXACT_COLUMNS)})"
+            )
+            raise UnsupportedInput(msg)
+        if self.block_on is None:
+            blocks = [list(b) for b in DEFAULT_BLOCKS if set(b) <= have]
+        else:
+            blocks = [[b] if isinstance(b, str) else list(b) for b in self.block_on]
+        needed = {c for b in blocks for c in b}
+        if self.sorted_neighbourhood is not None:
+            needed.add(self.sorted_neighbourhood)
+        missing = sorted(needed - have)
+        if missing:
+            msg = f"recordlinkage: blocking column(s) {', '.join(missing)} not in the records"
+            raise ValueError(msg)
+        return blocks, strings, exact
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        """Index, compare, classify with ECM and cluster at ``threshold``."""
+        blocks, strings, exact = self._plan(ctx.columns())
+        phases: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        largest, upper = count_candidates(
+            ctx.con,
+            ctx.records,
+            blocks=blocks,
+            sorted_neighbourhood=self.sorted_neighbourhood,
+            window=self.window,
+        )
+        if largest > self.max_pairs:
+            raise _budget_error(largest, self.max_pairs, "one indexing pass alone yields")
+        phases["count"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        wanted = ["record_id", *dict.fromkeys([*strings, *exact, *(c for b in blocks for c in b)])]
+        if self.sorted_neighbourhood and self.sorted_neighbourhood not in wanted:
+            wanted.append(self.sorted_neighbourhood)
+        frame = query(
+            ctx.con,
+            f"SELECT {', '.join(quote_ident(c) for c in wanted)} FROM {quote_ident(ctx.records)}"
+            " ORDER BY record_id",
+            step="load records",
+        ).to_pandas()
+        frame = frame.set_index("record_id")
+        phases["load"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        indexer = recordlinkage.Index()
+        for cols in blocks:
+            indexer.block(cols)
+        if self.sorted_neighbourhood is not None:
+            indexer.sortedneighbourhood(self.sorted_neighbourhood, window=self.window)
+        if not blocks and self.sorted_neighbourhood is None:
+            indexer.full()
+        candidates = indexer.index(frame) if len(frame) > 1 else None
+        n_candidates = 0 if candidates is None else len(candidates)
+        if n_candidates > self.max_pairs:  # the union of passes (upper bound was {upper})
+            raise _budget_error(n_candidates, self.max_pairs, "indexing yields")
+        phases["index"] = time.perf_counter() - t0
+
+        diagnostics: dict[str, Any] = {
+            "blocks": blocks,
+            "candidates": n_candidates,
+            "candidates_upper_bound": upper,
+            "compared": {"jarowinkler": strings, "exact": exact},
+        }
+        if not n_candidates:
+            ids = frame.index.to_numpy(dtype=np.int64)
+            clusters = pa.table({"record_id": ids, "cluster_id": ids})
+            empty = pa.table(
+                {
+                    "record_id_l": pa.array([], pa.int64()),
+                    "record_id_r": pa.array([], pa.int64()),
+                    "score": pa.array([], pa.float64()),
+                }
+            )
+            return MatchResult(clusters, empty, {**diagnostics, "phases": phases})
+
+        t0 = time.perf_counter()
+        compare = recordlinkage.Compare()
+        for c in strings:
+            compare.string(c, c, method="jarowinkler", threshold=self.string_threshold, label=c)
+        for c in exact:
+            compare.exact(c, c, label=c)
+        features = compare.compute(candidates, frame)
+        phases["compare"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        ecm = recordlinkage.ECMClassifier(binarize=None)
+        ecm.fit(features)
+        prob = np.nan_to_num(np.asarray(ecm.prob(features), dtype=np.float64), nan=0.0)
+        phases["classify"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        # For a dedupe index recordlinkage returns the larger id first: normalise.
+        first = features.index.get_level_values(0).to_numpy(dtype=np.int64)
+        second = features.index.get_level_values(1).to_numpy(dtype=np.int64)
+        left, right = np.minimum(first, second), np.maximum(first, second)
+        pairs = pa.table({"record_id_l": left, "record_id_r": right, "score": prob})
+        clusters = _components(
+            frame.index.to_numpy(dtype=np.int64), left, right, prob >= self.threshold
+        )
+        phases["cluster"] = time.perf_counter() - t0
+
+        diagnostics.update(
+            {
+                "phases": phases,
+                "ecm": {
+                    "p_match": float(ecm.p) if np.isfinite(ecm.p) else None,
+                    "m": {k: _floats(v) for k, v in ecm.m_probs.items()},
+                    "u": {k: _floats(v) for k, v in ecm.u_probs.items()},
+                },
+            }
+        )
+        return MatchResult(clusters=clusters, pairs=pairs, diagnostics=diagnostics)
+
+
+def _floats(levels: dict[Any, Any]) -> dict[str, float | None]:
+    return {str(k): (float(v) if np.isfinite(v) else None) for k, v in levels.items()}
+
+
+def _components(ids: np.ndarray, left: np.ndarray, right: np.ndarray, keep: np.ndarray) -> pa.Table:
+    """Connected components over the kept pairs; cluster id = smallest member id."""
+    order = np.sort(ids)
+    li = np.searchsorted(order, left[keep])
+    ri = np.searchsorted(order, right[keep])
+    n = len(order)
+    graph = coo_matrix((np.ones(len(li), dtype=np.int8), (li, ri)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    smallest = np.full(labels.max(initial=-1) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, labels, order)
+    return pa.table({"record_id": order, "cluster_id": smallest[labels]})
