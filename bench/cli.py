@@ -232,6 +232,75 @@ def _maybe_report(suite_name: str, results_root: Path) -> None:
     console.print(f"report written to {path}")
 
 
+# --- generate / describe ----------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Generate a dataset from a preset or recipe file."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bench.datagen import generate
+    from bench.recipes import load_recipe
+
+    recipe = load_recipe(args.name, size=args.size, overrides=args.set or None)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("datasets/generated") / (f"{recipe.name}-{args.size}-s{args.seed}")
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("generating", total=1.0)
+
+        def report(phase: str, frac: float) -> None:
+            progress.update(task, completed=frac, description=f"generating: {phase}")
+
+        path = generate(recipe, seed=args.seed, out=out, progress=report)
+    console.print(f"dataset written to {path}")
+    return cmd_describe(argparse.Namespace(dataset=str(path), json=False))
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """Print counts per source, per hazard, records and identifiers per person."""
+    import json
+
+    from bench.datagen import describe
+    from bench.dataset import Dataset
+
+    ds = Dataset.open(args.dataset)
+    info = describe(ds.root)
+    if args.json:
+        console.print_json(json.dumps(info, default=str))
+        return 0
+    console.print(f"[bold]{ds.name}[/]  {ds.fingerprint[:19]}  {ds.n_records:,} records")
+    for key, value in info.items():
+        if (
+            isinstance(value, dict)
+            and value
+            and all(not isinstance(v, dict | list) for v in value.values())
+        ):
+            table = Table(title=key.replace("_", " "))
+            table.add_column("key")
+            table.add_column("value", justify="right")
+            for k, v in value.items():
+                table.add_row(str(k), f"{v:,}" if isinstance(v, int) else _fmt(v))
+            console.print(table)
+        elif isinstance(value, dict):
+            table = Table(title=key.replace("_", " "))
+            cols = sorted({c for v in value.values() if isinstance(v, dict) for c in v})
+            table.add_column("")
+            for c in cols:
+                table.add_column(str(c), justify="right")
+            for k, v in value.items():
+                row = v if isinstance(v, dict) else {}
+                table.add_row(str(k), *(_fmt(row.get(c)) for c in cols))
+            console.print(table)
+        else:
+            console.print(f"{key}: {value}")
+    return 0
+
+
 # --- report / plot ----------------------------------------------------------------------
 
 
@@ -296,6 +365,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("generate", help="generate a synthetic dataset from a recipe")
+    p.add_argument(
+        "name",
+        help="preset (cdp-clean, cdp-realistic, dmp-crossdevice, "
+        "identity-graph, adversarial) or recipe TOML file",
+    )
+    p.add_argument("--size", default="tiny", choices=["tiny", "small", "large", "xl"])
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", help="output directory (default: datasets/generated/NAME-SIZE-sSEED)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a knob, e.g. --set emails.churn_per_year=0.5 (repeatable)",
+    )
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("describe", help="counts per source, hazard and person of a dataset")
+    p.add_argument("dataset", help="dataset directory")
+    p.add_argument("--json", action="store_true", help="print the raw description as JSON")
+    p.set_defaults(func=cmd_describe)
+
     p = sub.add_parser("report", help="build report.md / report.html from stored results")
     p.add_argument("suite", nargs="?", default="default", help="suite name (default: default)")
     p.add_argument("--results", default="results", help="results root (default: results)")
@@ -327,12 +418,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from bench.dataset import DatasetError
+    from bench.recipes import RecipeError
     from bench.registry import RegistryError
     from bench.suite import SuiteError
 
     try:
         return args.func(args)
-    except (SuiteError, DatasetError, RegistryError) as exc:
+    except (SuiteError, DatasetError, RegistryError, RecipeError) as exc:
         err.print(f"[red]error:[/] {exc}")
         return 2
 

@@ -1,0 +1,111 @@
+"""Recipe loading and validation: errors name the file, the key and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.recipes import KNOBS, SIZES, RecipeError, available_recipes, load_recipe
+
+PRESETS = ["cdp-clean", "cdp-realistic", "dmp-crossdevice", "identity-graph", "adversarial"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("size", SIZES)
+def test_presets_load_in_every_size(name: str, size: str) -> None:
+    r = load_recipe(name, size=size)
+    assert r.name == name and r.size == size
+    assert set(r.params) == set(KNOBS)
+
+
+def test_available_recipes_lists_presets() -> None:
+    assert set(PRESETS) <= set(available_recipes())
+
+
+def test_sizes_grow() -> None:
+    persons = [load_recipe("identity-graph", size=s).get("world.persons") for s in SIZES]
+    assert persons == sorted(persons) and len(set(persons)) == 4
+
+
+def test_overrides_apply_and_parse() -> None:
+    r = load_recipe(
+        "cdp-realistic",
+        size="tiny",
+        overrides=["emails.churn_per_year=0.5", "world.persons=123", 'cookies.itp_mode="off"'],
+    )
+    assert r.get("emails.churn_per_year") == 0.5
+    assert r.get("world.persons") == 123
+    assert r.get("cookies.itp_mode") == "off"
+    assert "world.persons=123" in r.overrides
+    r2 = load_recipe("cdp-realistic", overrides={"noise.typo": {"web": 0.2}})
+    assert r2.get("noise.typo")["web"] == 0.2
+    assert r2.get("noise.typo")["crm_given"] == 0.10  # the rest of the table stays default
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "mine.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[emails]\nchurn_per_yr = 0.3\n", "emails.churn_per_yr", "unknown knob"),
+        ("[nosuch]\nx = 1\n", "nosuch", "unknown section"),
+        ("[emails]\nchurn_per_year = -0.1\n", "emails.churn_per_year", "[0, 1]"),
+        ("[emails]\nchurn_per_year = 1.5\n", "emails.churn_per_year", "[0, 1]"),
+        ("[devices]\nextra_mean = -1\n", "devices.extra_mean", ">= 0"),
+        ("[world]\npersons = 2.5\n", "world.persons", "integer"),
+        ("[emails]\ncount_shares = [0.5, 0.5, 0.5, 0.5]\n", "emails.count_shares", "sum to 1"),
+        ("[emails]\ncount_shares = [1.0]\n", "emails.count_shares", "list of 4"),
+        ("[phones]\nrecycle_gap_days = [90, 45]\n", "phones.recycle_gap_days", "lo <= hi"),
+        ('[cookies]\nitp_mode = "sometimes"\n', "cookies.itp_mode", "one of"),
+        ('[world]\nstart_date = "2024-13-01"\n', "world.start_date", "ISO date"),
+        ("[noise]\ntypo = { web = 2.0 }\n", "noise.typo.web", "<= 1"),
+        ("[noise]\ntypo = { phone = 0.1 }\n", "noise.typo.phone", "unknown key"),
+        ('[sources]\nfirst_party = ["fax"]\n', "sources.first_party", "drawn from"),
+        ("[emails]\nuse_primary = 0.9\nuse_work = 0.2\n", "emails.use_work", "exceed 1"),
+        ("[sizes.huge]\nworld.persons = 1\n", "sizes.huge", "unknown size"),
+        ("[sizes.tiny]\nworld.persns = 1\n", "world.persns", "unknown knob"),
+        ('[recipe]\nnme = "x"\n', "recipe.nme", "unknown key"),
+    ],
+)
+def test_invalid_values_name_file_key_reason(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    msg = str(info.value)
+    assert str(path) in msg
+    assert repr(key) in msg
+    assert reason in msg
+
+
+def test_malformed_toml_names_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[emails\nchurn = \n")
+    with pytest.raises(RecipeError, match="malformed TOML") as info:
+        load_recipe(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_preset_and_size() -> None:
+    with pytest.raises(RecipeError, match="no such file"):
+        load_recipe("no-such-recipe")
+    with pytest.raises(RecipeError, match="unknown size"):
+        load_recipe("cdp-clean", size="medium")
+
+
+def test_bad_override_syntax() -> None:
+    with pytest.raises(RecipeError, match="key=value"):
+        load_recipe("cdp-clean", overrides=["world.persons"])
+    with pytest.raises(RecipeError, match="override"):
+        load_recipe("cdp-clean", overrides=["world.persons=-3"])
+
+
+def test_login_needs_cookies(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[sources]\nfirst_party = ["login"]\nanonymous = []\n')
+    with pytest.raises(RecipeError, match="login needs the cookie source"):
+        load_recipe(path)
