@@ -58,3 +58,16 @@ def test_parse_bytes() -> None:
     assert parse_bytes("6GB") == 6 * 1024**3
     assert parse_bytes("512MiB") == 512 * 1024**2
     assert parse_bytes(1000) == 1000
+
+
+def test_bundled_suites_load_and_name_known_recipes() -> None:
+    from bench.recipes import available_recipes, load_recipe
+    from bench.suite import SUITES_DIR
+
+    suites = sorted(SUITES_DIR.glob("*.toml"))
+    assert {p.stem for p in suites} >= {"default", "noise-sweep"}
+    for path in suites:
+        suite = load_suite(path)
+        for ds in suite.datasets:
+            assert ds.recipe in available_recipes(), (path, ds.recipe)
+            load_recipe(ds.recipe, size=ds.size or "tiny", overrides=ds.overrides)
