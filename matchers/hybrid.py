@@ -1,0 +1,217 @@
+"""Hybrid identity graph: deterministic rules first, probabilistic links for the rest.
+
+What a production identity graph does with both lenses:
+
+1. **Deterministic stage.** :class:`~matchers.cascade.CascadeGuarded` with its rules
+   (``customer_no``, ``loyalty_id``, ``account_id``, ``email``, ``phone``, name
+   combinations, and the bridges ``cookie_id`` / ``maid`` that logins and orders carry)
+   and its guards (group-size cap, junk lists, one ``customer_no`` per cluster, phone
+   time windows, cluster size cap). A deterministic cluster holding at least one
+   first-party record is *resolved* (an *anchor*).
+2. **Probabilistic stage.** :meth:`matchers.anonymous.Anonymous.score_pairs` scores
+   candidate pairs of anonymous identifiers (cookies, ad ids). Each pair is lifted to
+   the deterministic clusters of its two records; pairs inside one cluster and pairs
+   between two resolved clusters are dropped (the deterministic lens decides between
+   customers), so probabilistic edges only attach identifiers that the deterministic
+   edges left unresolved - to each other or to one customer.
+3. **One clustering** (:func:`matchers.anonymous.capped_components`, built on
+   :mod:`matchers.graph`) over the lifted edges with guards: a final cluster holds at
+   most ``max_anchors`` resolved deterministic clusters (the unique-identifier
+   constraint: an anonymous chain must not fuse two customers) and at most
+   ``max_cluster_size`` records; a violating component is re-clustered on its stronger
+   edges until it complies.
+
+Emitted pairs are the probabilistic record pairs (the deterministic links are not
+scored pairs), so a threshold sweep over them only moves the probabilistic stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
+from bench.engine import execute, literal, materialise, quote_ident
+from matchers.anonymous import Anonymous, capped_components
+from matchers.cascade import CascadeGuarded
+
+__all__ = ["Hybrid"]
+
+log = logging.getLogger(__name__)
+
+q = quote_ident
+
+
+class Hybrid(BaseMatcher):
+    """Deterministic cascade + probabilistic identifier links, one guarded clustering.
+
+    Parameters
+    ----------
+    threshold
+        Posterior match probability at or above which a probabilistic pair is a link.
+    sources
+        Record sources that are anonymous identifiers; ``None``: ``cookie``, ``maid``.
+    max_cluster_size
+        Cap on final cluster size (records).
+    max_anchors
+        Most resolved deterministic clusters (holding a first-party record) one final
+        cluster may join.
+    deterministic_max_cluster_size
+        The cascade's own cluster cap (:class:`~matchers.cascade.CascadeGuarded`).
+    k1, k2, include_cellular, max_gap_days, chain_gap_days, max_candidates, em_iterations, em_min_pairs
+        Passed to :class:`~matchers.anonymous.Anonymous` for the probabilistic scoring.
+    """
+
+    name: ClassVar[str] = "hybrid"
+    version: ClassVar[str] = "1"
+    tags: ClassVar[frozenset[str]] = frozenset({"pii", "events", "emits_pairs"})
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.3,
+        sources: Sequence[str] | None = None,
+        max_cluster_size: int | None = 1000,
+        max_anchors: int | None = 1,
+        deterministic_max_cluster_size: int | None = 200,
+        k1: int = 100,
+        k2: int = 500,
+        include_cellular: bool = False,
+        max_gap_days: float = 30.0,
+        chain_gap_days: float = 14.0,
+        max_candidates: int = 50,
+        em_iterations: int = 0,
+        em_min_pairs: int = 200,
+    ) -> None:
+        self.threshold = threshold
+        self.sources = sources
+        self.max_cluster_size = max_cluster_size
+        self.max_anchors = max_anchors
+        self.deterministic_max_cluster_size = deterministic_max_cluster_size
+        self.k1 = k1
+        self.k2 = k2
+        self.include_cellular = include_cellular
+        self.max_gap_days = max_gap_days
+        self.chain_gap_days = chain_gap_days
+        self.max_candidates = max_candidates
+        self.em_iterations = em_iterations
+        self.em_min_pairs = em_min_pairs
+
+    def _anonymous(self) -> Anonymous:
+        return Anonymous(
+            threshold=self.threshold,
+            sources=self.sources,
+            k1=self.k1,
+            k2=self.k2,
+            include_cellular=self.include_cellular,
+            max_gap_days=self.max_gap_days,
+            chain_gap_days=self.chain_gap_days,
+            max_candidates=self.max_candidates,
+            em_iterations=self.em_iterations,
+            em_min_pairs=self.em_min_pairs,
+            max_cluster_size=self.max_cluster_size,
+        )
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        """Deterministic clusters, then probabilistic links among unresolved identifiers."""
+        t0 = time.perf_counter()
+        con = ctx.con
+        recs = q(ctx.records)
+        diag: dict[str, Any] = {}
+        anon = self._anonymous()
+        sources = ", ".join(literal(s) for s in anon._sources())
+        if "source" not in set(ctx.columns()):
+            msg = f"{self.name}: records lack column source"
+            raise UnsupportedInput(msg)
+
+        # 1. Deterministic clusters (materialised now: the cascade's relation is lazy and
+        #    reads temp tables that the clustering below would overwrite).
+        det = ctx.temp_name("hy_det")
+        try:
+            res = CascadeGuarded(max_cluster_size=self.deterministic_max_cluster_size).match(ctx)
+            det_rows = materialise(con, res.clusters, step=f"{self.name}: deterministic")
+            con.register(det + "_arrow", det_rows)
+            try:
+                execute(
+                    con,
+                    f"CREATE OR REPLACE TEMP TABLE {q(det)} AS SELECT record_id, "
+                    f"CAST(cluster_id AS BIGINT) AS label FROM {q(det + '_arrow')}",
+                )
+            finally:
+                con.unregister(det + "_arrow")
+            diag["deterministic"] = {
+                k: v for k, v in res.diagnostics.items() if k in ("mode", "rules", "capped_records")
+            }
+        except UnsupportedInput as exc:
+            log.info("%s: no deterministic stage (%s)", self.name, exc)
+            diag["deterministic"] = {"skipped": str(exc)}
+            execute(
+                con,
+                f"CREATE OR REPLACE TEMP TABLE {q(det)} AS "
+                f"SELECT record_id, record_id AS label FROM {recs}",
+            )
+        nodes = ctx.temp_name("hy_nodes")
+        execute(
+            con,
+            f"""CREATE OR REPLACE TEMP TABLE {q(nodes)} AS
+                SELECT d.label AS node, count(*) AS weight,
+                       max(CASE WHEN r.source IN ({sources}) THEN 0 ELSE 1 END) AS anchor
+                FROM {q(det)} d JOIN {recs} r USING (record_id) GROUP BY d.label""",
+            step=f"{self.name}: deterministic clusters",
+        )
+
+        # 2. Probabilistic pairs, lifted to deterministic clusters.
+        have_evidence = all(t in ctx.tables for t in ("identifier_ip", "ip_stats"))
+        pairs_rel = None
+        labels = None
+        if have_evidence:
+            pairs, adiag = anon.score_pairs(ctx)
+            diag["probabilistic"] = adiag
+            edges = ctx.temp_name("hy_edges")
+            execute(
+                con,
+                f"""CREATE OR REPLACE TEMP TABLE {q(edges)} AS
+                    SELECT least(dl.label, dr.label) AS a, greatest(dl.label, dr.label) AS b,
+                           max(p.score) AS score
+                    FROM {q(pairs)} p
+                    JOIN {q(det)} dl ON dl.record_id = p.record_id_l
+                    JOIN {q(det)} dr ON dr.record_id = p.record_id_r
+                    JOIN {q(nodes)} nl ON nl.node = dl.label
+                    JOIN {q(nodes)} nr ON nr.node = dr.label
+                    WHERE dl.label <> dr.label AND (nl.anchor = 0 OR nr.anchor = 0)
+                    GROUP BY ALL""",
+                step=f"{self.name}: lifted edges",
+            )
+            cc = capped_components(
+                con,
+                edges,
+                ctx.temp_name,
+                threshold=float(self.threshold),
+                max_size=self.max_cluster_size,
+                nodes=nodes,
+                max_anchors=self.max_anchors,
+            )
+            diag["clustering"] = cc.diagnostics()
+            labels = cc.table
+            execute(con, f"DROP TABLE IF EXISTS {q(edges)}")
+            pairs_rel = con.sql(f"SELECT record_id_l, record_id_r, score FROM {q(pairs)}")
+        else:
+            diag["probabilistic"] = {"skipped": "no identifier_ip/ip_stats tables"}
+
+        # 3. Final labels: the capped component of the record's deterministic cluster.
+        clusters = ctx.temp_name("hy_clusters")
+        join = "" if labels is None else f"LEFT JOIN {q(labels)} l ON l.node = d.label"
+        label = "d.label" if labels is None else "coalesce(l.label, d.label)"
+        execute(
+            con,
+            f"""CREATE OR REPLACE TEMP TABLE {q(clusters)} AS
+                SELECT d.record_id, {label} AS cluster_id FROM {q(det)} d {join}""",
+            step=f"{self.name}: clusters",
+        )
+        for t in (det, nodes, labels):
+            if t is not None:
+                execute(con, f"DROP TABLE IF EXISTS {q(t)}")
+        diag["seconds"] = round(time.perf_counter() - t0, 3)
+        return MatchResult(clusters=clusters, pairs=pairs_rel, diagnostics=diag)
