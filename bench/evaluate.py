@@ -3,23 +3,67 @@
 Runs after the matcher has finished, in a connection of its own: the truth never shares
 a connection with a matcher. Used by the run worker and by ``idbench run --recompute``,
 so metrics can be re-derived from raw outputs after a metric fix.
+
+The clusters are joined to the truth and the records once (``ev_base``, see
+:mod:`bench.metrics_tables`); one contingency table for all truth levels feeds the
+partition metrics of :mod:`bench.metrics` and every error-explaining metric: blocking,
+stage attribution and threshold sweeps (:mod:`bench.metrics_pairs`), hazards
+(:mod:`bench.metrics_hazards`), the anonymous task (:mod:`bench.metrics_anonymous`),
+business impact (:mod:`bench.metrics_business`) and months
+(:mod:`bench.metrics_temporal`). Nothing is quadratic in cluster size: the cost is
+O(records + candidate pairs).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bench import engine, metrics
 from bench.dataset import Dataset
+from bench.metrics_anonymous import anonymous_metrics
+from bench.metrics_business import DEFAULT_TOP_K, business_metrics
+from bench.metrics_hazards import hazard_metrics
+from bench.metrics_pairs import (
+    build_score_table,
+    candidate_metrics,
+    cost_thresholds,
+    curve,
+    threshold_summary,
+)
+from bench.metrics_tables import LEVELS, build_base, build_levels
+from bench.metrics_temporal import monthly_metrics
 
-__all__ = ["evaluate_run", "partition_checksum"]
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["RECORD_KEYS", "evaluate_run", "partition_checksum"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-def partition_checksum(con, clusters: str) -> str:
+#: Top-level run-record keys that :func:`evaluate_run` returns (and ``--recompute``
+#: rewrites).
+RECORD_KEYS: tuple[str, ...] = (
+    "person",
+    "household",
+    "output",
+    "candidates",
+    "curves",
+    "threshold_summary",
+    "hazards",
+    "anonymous",
+    "business",
+    "monthly",
+    "evaluation_timings",
+)
+
+
+def partition_checksum(con: duckdb.DuckDBPyConnection, clusters: str) -> str:
     """A checksum of the partition that ignores how clusters are labelled.
 
     Each record is paired with the smallest record id of its cluster; the hashes of
@@ -37,23 +81,69 @@ def partition_checksum(con, clusters: str) -> str:
     return str(row["chk"])
 
 
-def evaluate_run(raw_dir: str | Path, dataset: Dataset, *, threads: int = 2) -> dict[str, Any]:
-    """Metrics of the clusters in ``raw_dir`` at person and (if known) household level.
+def _check_clusters(con: duckdb.DuckDBPyConnection) -> None:
+    have = {c.lower() for c in engine.table_columns(con, "clusters")}
+    missing = [c for c in ("record_id", "cluster_id") if c not in have]
+    if missing:
+        msg = f"clusters lack column(s) {', '.join(missing)}; they have {', '.join(sorted(have))}"
+        raise metrics.EvaluationInputError(msg)
+
+
+def evaluate_run(
+    raw_dir: str | Path,
+    dataset: Dataset,
+    *,
+    threads: int = 2,
+    threshold: float | None = None,
+    top_k: int = DEFAULT_TOP_K,
+) -> dict[str, Any]:
+    """All metrics of the run whose raw outputs are in ``raw_dir``.
+
+    Parameters
+    ----------
+    raw_dir
+        Directory with ``clusters.parquet`` and, for matchers that emit pairs,
+        ``pairs.parquet``.
+    dataset
+        The dataset the run resolved (its truth, records and optional
+        ``truth/hazards.parquet`` are read here).
+    threads
+        DuckDB threads.
+    threshold
+        The matcher's pair-acceptance threshold (its ``threshold`` parameter), for the
+        stage attribution of ``candidates``; ``None`` leaves that stage out.
+    top_k
+        How many high-value customers ``business`` looks for.
 
     Returns
     -------
     dict
-        ``{"person": {...}, "household": {...} | None, "output": {...}}``
+        The keys of :data:`RECORD_KEYS`. ``person`` / ``household``: partition metrics
+        (:data:`bench.metrics.METRICS`; household ``None`` without household truth).
+        ``output``: record and cluster counts, checksum, pair count. ``candidates``,
+        ``threshold_summary``, ``anonymous``, ``business``: level (``"person"``,
+        ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
+        rows, each with a ``level``. A key is ``None`` where it does not apply (no pairs,
+        no hazard table, no anonymous records, no timestamps). ``evaluation_timings``:
+        seconds per step. Definitions are in each metric module's docstring.
     """
     raw_dir = Path(raw_dir)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        value = fn()
+        timings[name] = time.perf_counter() - t0
+        log.debug("evaluation step %s: %.3f s", name, timings[name])
+        return value
+
     con = engine.connect(threads=threads)
     try:
         engine.register_parquet(con, "clusters", raw_dir / "clusters.parquet")
         engine.register_parquet(con, "truth", dataset.truth_path)
-        result: dict[str, Any] = {
-            "person": metrics.evaluate(con, "clusters", "truth", entity="person_id")
-        }
-        has_household = (
+        engine.register_parquet(con, "records", dataset.records_path)
+        _check_clusters(con)
+        has_household = bool(
             "household_id" in engine.table_columns(con, "truth")
             and engine.query_one(
                 con,
@@ -61,31 +151,82 @@ def evaluate_run(raw_dir: str | Path, dataset: Dataset, *, threads: int = 2) -> 
                 step="household truth",
             )["n"]
         )
-        result["household"] = None
         if has_household:
-            # A record without a known household is its own household.
+            # A record without a known household is its own household (as in ev_base);
+            # the view only serves to explain invalid input.
             engine.execute(
                 con,
                 "CREATE VIEW household_truth AS SELECT record_id, "
                 "coalesce(household_id, -1 - record_id) AS household_id FROM truth",
                 step="household truth",
             )
-            result["household"] = metrics.evaluate(
-                con, "clusters", "household_truth", entity="household_id"
+        tables = timed(
+            "base",
+            lambda: build_base(
+                con,
+                clusters="clusters",
+                truth="truth",
+                records="records",
+                has_household=has_household,
+            ),
+        )
+        timed("contingency", lambda: build_levels(con, tables))
+        core: dict[str, dict[str, Any]] = {}
+        for level in tables.levels:
+            core[level] = timed(
+                f"partition_{level}",
+                lambda lv=level: metrics.evaluate_grouped(
+                    con,
+                    tables.grouped(lv),
+                    clusters="clusters",
+                    truth="truth" if lv == "person" else "household_truth",
+                    entity=LEVELS[lv],
+                ),
             )
+        result: dict[str, Any] = {"person": core["person"], "household": core.get("household")}
+
         out = engine.query_one(
             con,
             "SELECT count(*) AS n_records, count(DISTINCT cluster_id) AS n_clusters FROM clusters",
             step="output summary",
         )
-        out["checksum"] = partition_checksum(con, "clusters")
+        out["checksum"] = timed("checksum", lambda: partition_checksum(con, "clusters"))
+        result["output"] = out
+
+        true_pairs = {lv: core[lv]["true_pairs"] for lv in tables.levels}
         pairs = raw_dir / "pairs.parquet"
+        cost = None
+        result.update(candidates=None, curves=None, threshold_summary=None)
         if pairs.is_file():
             engine.register_parquet(con, "pairs", pairs)
             out["n_pairs"] = engine.query_one(
                 con, "SELECT count(*) AS n FROM pairs", step="pairs summary"
             )["n"]
-        result["output"] = out
+            timed("score_histogram", lambda: build_score_table(con, "pairs", tables))
+            result["candidates"] = timed(
+                "candidates",
+                lambda: candidate_metrics(con, tables, core, threshold=threshold),
+            )
+            result["curves"] = timed("curves", lambda: curve(con, tables, true_pairs))
+            result["threshold_summary"] = timed(
+                "threshold_summary", lambda: threshold_summary(con, tables, true_pairs)
+            )
+            cost = timed("cost_thresholds", lambda: cost_thresholds(con, tables, true_pairs))
+
+        hazards = dataset.truth_tables.get("hazards")
+        result["hazards"] = None
+        if hazards is not None:
+            engine.register_parquet(con, "hazards", hazards)
+            result["hazards"] = timed(
+                "hazards", lambda: hazard_metrics(con, tables, "hazards", core)
+            )
+        result["anonymous"] = timed("anonymous", lambda: anonymous_metrics(con, tables))
+        result["business"] = timed(
+            "business",
+            lambda: business_metrics(con, tables, core, top_k=top_k, cost=cost),
+        )
+        result["monthly"] = timed("monthly", lambda: monthly_metrics(con, tables))
+        result["evaluation_timings"] = timings
         return result
     finally:
         con.close()

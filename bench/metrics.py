@@ -40,7 +40,14 @@ from bench import engine
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["METRICS", "EvaluationInputError", "MetricInfo", "evaluate"]
+__all__ = [
+    "GROUPED_SQL",
+    "METRICS",
+    "EvaluationInputError",
+    "MetricInfo",
+    "evaluate",
+    "evaluate_grouped",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,17 +157,24 @@ class EvaluationInputError(ValueError):
     """The clusters or truth given to :func:`evaluate` cannot be evaluated as they are."""
 
 
-_SQL = """
-WITH joined AS (
-    SELECT k.cluster_id AS c, t.{entity} AS e
-    FROM {clusters} AS k
-    LEFT JOIN {truth} AS t ON k.record_id = t.record_id
-),
-grouped AS (
-    SELECT c, e, GROUPING(c) AS gc, GROUPING(e) AS ge, COUNT(*) AS n
-    FROM joined
-    GROUP BY GROUPING SETS ((c, e), (c), (e))
-),
+#: The joined records: one row per cluster record, ``c`` its cluster, ``e`` its entity
+#: (NULL when the record is absent from the truth, which :func:`evaluate` reports).
+_JOINED_SQL = """
+SELECT k.cluster_id AS c, t.{entity} AS e
+FROM {clusters} AS k
+LEFT JOIN {truth} AS t ON k.record_id = t.record_id
+"""
+
+#: The single GROUPING SETS pass: cells (gc = 0, ge = 0), cluster sizes (gc = 0, ge = 1)
+#: and entity sizes (gc = 1, ge = 0), each with its record count ``n``.
+GROUPED_SQL = """
+SELECT c, e, GROUPING(c) AS gc, GROUPING(e) AS ge, COUNT(*) AS n
+FROM ({joined}) AS joined
+GROUP BY GROUPING SETS ((c, e), (c), (e))
+"""
+
+_STATS_SQL = """
+WITH grouped AS ({grouped}),
 cluster_sizes AS (SELECT c, n FROM grouped WHERE gc = 0 AND ge = 1),
 entity_sizes AS (SELECT e, n FROM grouped WHERE gc = 1 AND ge = 0),
 cells AS (
@@ -329,12 +343,57 @@ def evaluate(
     """
     _check_columns(con, clusters, "clusters", ("record_id", "cluster_id"))
     _check_columns(con, truth, "truth", ("record_id", entity))
-    sql = _SQL.format(
+    joined = _JOINED_SQL.format(
         clusters=engine.quote_ident(clusters),
         truth=engine.quote_ident(truth),
         entity=engine.quote_ident(entity),
-        scale=_BCUBED_SCALE,
     )
+    return _evaluate_grouped_sql(
+        con, GROUPED_SQL.format(joined=joined), clusters=clusters, truth=truth, entity=entity
+    )
+
+
+def evaluate_grouped(
+    con: duckdb.DuckDBPyConnection,
+    grouped: str,
+    *,
+    clusters: str,
+    truth: str,
+    entity: str = "person_id",
+) -> dict[str, Any]:
+    """:func:`evaluate` from an already computed GROUPING SETS table.
+
+    Lets a caller that needs the contingency table for further metrics (see
+    :mod:`bench.evaluate`) run the one expensive pass once.
+
+    Parameters
+    ----------
+    con
+        Connection holding the tables.
+    grouped
+        Table/view with the columns of :data:`GROUPED_SQL` (``c``, ``e``, ``gc``, ``ge``,
+        ``n``), computed from ``clusters`` LEFT JOIN ``truth``.
+    clusters, truth, entity
+        What ``grouped`` was computed from; only read to explain invalid input.
+
+    Returns
+    -------
+    dict
+        Exactly what :func:`evaluate` returns for the same inputs.
+    """
+    return _evaluate_grouped_sql(
+        con,
+        f"SELECT c, e, gc, ge, n FROM {engine.quote_ident(grouped)}",
+        clusters=clusters,
+        truth=truth,
+        entity=entity,
+    )
+
+
+def _evaluate_grouped_sql(
+    con: duckdb.DuckDBPyConnection, grouped_sql: str, *, clusters: str, truth: str, entity: str
+) -> dict[str, Any]:
+    sql = _STATS_SQL.format(grouped=grouped_sql, scale=_BCUBED_SCALE)
     started = time.perf_counter()
     row = engine.query_one(con, sql, step=f"evaluate {clusters} against {truth}.{entity}")
     log.debug(

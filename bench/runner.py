@@ -227,6 +227,8 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
             "label": cls_info.get("label") or f"{run.matcher}{run.params}",
             "version": cls_info.get("version"),
             "tags": cls_info.get("tags", []),
+            "resolved_params": cls_info.get("resolved_params"),
+            "threshold": cls_info.get("threshold"),
         },
         "repeat": run.repeat,
         "seed": run.seed,
@@ -316,7 +318,9 @@ def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
                 )
                 continue
             t0 = time.perf_counter()
-            rec.update(evaluate_run(raw, ds, threads=threads))
+            rec.update(
+                evaluate_run(raw, ds, threads=threads, threshold=rec["matcher"].get("threshold"))
+            )
             rec["timings"]["evaluate"] = time.perf_counter() - t0
             rec["recomputed_at"] = datetime.now(UTC).isoformat()
             rec["environment_recompute"] = environment()

@@ -53,6 +53,10 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
         "version": getattr(cls, "version", None),
         "label": repr(matcher),
         "tags": sorted(getattr(cls, "tags", ())),
+        # every parameter, defaults included, and the score threshold the evaluation
+        # splits candidate pairs at (None for matchers without scores)
+        "resolved_params": matcher.get_params(),
+        "threshold": getattr(matcher, "threshold", None),
     }
     staging = Path(job["staging_dir"])
     staging.mkdir(parents=True, exist_ok=True)
@@ -95,7 +99,9 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
     del outcome
 
     t0 = time.perf_counter()
-    evaluation = evaluate_run(staging, dataset, threads=job["threads"])
+    evaluation = evaluate_run(
+        staging, dataset, threads=job["threads"], threshold=result["matcher"]["threshold"]
+    )
     timings["evaluate"] = time.perf_counter() - t0
     result.update(evaluation)
 
