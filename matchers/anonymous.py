@@ -40,7 +40,7 @@ feature *patterns*, never over records or pairs):
    The pair score is the posterior match probability of its pattern. With fewer than
    ``em_min_pairs`` candidates (toy inputs) EM is skipped and fixed, documented priors
    (:data:`PRIOR_M`, :data:`PRIOR_U`) score the pairs.
-4. **Clustering.** Connected components (:mod:`matchers.graph`) over pairs scoring at
+4. **Clustering.** Connected components (:mod:`bench.graph`) over pairs scoring at
    least ``threshold``; a component larger than ``max_cluster_size`` is re-clustered on
    its stronger edges only (the threshold inside it is raised to the median edge score,
    step by step) until every part fits; what never fits stays single
@@ -67,7 +67,7 @@ import numpy as np
 
 from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
 from bench.engine import execute, literal, query, query_one, quote_ident
-from matchers.graph import connected_components
+from bench.graph import connected_components
 
 __all__ = [
     "FEATURES",

@@ -15,7 +15,7 @@ What a production identity graph does with both lenses:
    customers), so probabilistic edges only attach identifiers that the deterministic
    edges left unresolved - to each other or to one customer.
 3. **One clustering** (:func:`matchers.anonymous.capped_components`, built on
-   :mod:`matchers.graph`) over the lifted edges with guards: a final cluster holds at
+   :mod:`bench.graph`) over the lifted edges with guards: a final cluster holds at
    most ``max_anchors`` resolved deterministic clusters (the unique-identifier
    constraint: an anonymous chain must not fuse two customers) and at most
    ``max_cluster_size`` records; a violating component is re-clustered on its stronger
@@ -100,19 +100,8 @@ class Hybrid(BaseMatcher):
         self.em_min_pairs = em_min_pairs
 
     def _anonymous(self) -> Anonymous:
-        return Anonymous(
-            threshold=self.threshold,
-            sources=self.sources,
-            k1=self.k1,
-            k2=self.k2,
-            include_cellular=self.include_cellular,
-            max_gap_days=self.max_gap_days,
-            chain_gap_days=self.chain_gap_days,
-            max_candidates=self.max_candidates,
-            em_iterations=self.em_iterations,
-            em_min_pairs=self.em_min_pairs,
-            max_cluster_size=self.max_cluster_size,
-        )
+        # Every parameter of Anonymous is also a parameter of Hybrid, under the same name.
+        return Anonymous(**{name: getattr(self, name) for name in Anonymous.param_names()})
 
     def match(self, ctx: MatchContext) -> MatchResult:
         """Deterministic clusters, then probabilistic links among unresolved identifiers."""

@@ -26,6 +26,7 @@ from scipy.sparse.csgraph import connected_components
 
 from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
 from bench.engine import query, quote_ident
+from matchers.blocking import PAIR_BLOCKS
 
 __all__ = ["RecordLinkageMatcher", "count_candidates"]
 
@@ -44,20 +45,6 @@ EXACT_COLUMNS: tuple[str, ...] = (
     "customer_no",
     "loyalty_id",
     "account_id",
-)
-#: Blocking passes used when ``block_on`` is None, kept where all columns exist.
-DEFAULT_BLOCKS: tuple[tuple[str, ...], ...] = (
-    ("given_name", "family_name"),
-    ("family_name", "dob"),
-    ("given_name", "dob"),
-    ("postcode", "family_name"),
-    ("postcode", "given_name"),
-    ("postcode", "dob"),
-    ("dob", "city"),
-    ("street", "house_number"),
-    ("postcode", "house_number"),
-    ("email",),
-    ("phone",),
 )
 
 
@@ -129,8 +116,9 @@ class RecordLinkageMatcher(BaseMatcher):
         ECM match probability at or above which a pair links two records.
     block_on
         Blocking passes, each a list of columns that must be equal; candidates are the
-        union of the passes. ``None``: the default passes whose columns exist
-        (name pairs, name + dob, postcode + name, street + house number, email, phone).
+        union of the passes. ``None``: the passes of
+        :data:`matchers.blocking.PAIR_BLOCKS` whose columns exist (name pairs, name +
+        dob, postcode + name, street + house number, email, phone).
         An empty list with no ``sorted_neighbourhood`` compares all pairs.
     sorted_neighbourhood
         Column for an additional sorted-neighbourhood pass, or ``None``.
@@ -177,7 +165,7 @@ class RecordLinkageMatcher(BaseMatcher):
             )
             raise UnsupportedInput(msg)
         if self.block_on is None:
-            blocks = [list(b) for b in DEFAULT_BLOCKS if set(b) <= have]
+            blocks = [list(b) for b in PAIR_BLOCKS if set(b) <= have]
         else:
             blocks = [[b] if isinstance(b, str) else list(b) for b in self.block_on]
         needed = {c for b in blocks for c in b}

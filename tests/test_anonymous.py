@@ -176,3 +176,11 @@ def test_clusters_respect_the_cap(dmp) -> None:
     finally:
         con.close()
     assert biggest <= 5
+
+
+def test_hybrid_passes_its_parameters_to_anonymous() -> None:
+    # Hybrid builds its Anonymous from its own attributes of the same names.
+    hybrid = Hybrid(threshold=0.4, k1=7, max_cluster_size=33, em_iterations=3)
+    anon = hybrid._anonymous()
+    assert anon.get_params() == {n: getattr(hybrid, n) for n in Anonymous.param_names()}
+    assert (anon.threshold, anon.k1, anon.max_cluster_size) == (0.4, 7, 33)

@@ -12,9 +12,9 @@ import pytest
 
 from bench.api import MatchContext, UnsupportedInput
 from bench.engine import connect, materialise
+from bench.graph import connected_components
 from matchers.bridges import LoginBridge
 from matchers.cascade import Cascade, CascadeGuarded
-from matchers.graph import connected_components
 from matchers.normalise import (
     email_sql,
     name_sql,

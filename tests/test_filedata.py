@@ -414,7 +414,9 @@ def test_error_truth_pattern_mismatch(tmp_path: Path) -> None:
 def test_error_missing_file_and_unknown_name(tmp_path: Path) -> None:
     recipe = RECIPE.replace("data/shop.csv", "data/shops.csv")
     fails(project(tmp_path, recipe), "'data/shops.csv' does not exist", "recipe's folder")
-    with pytest.raises(FileDataError, match=r"not a bundled recipe name.*bundled: .*febrl1, febrl2"):
+    with pytest.raises(
+        FileDataError, match=r"not a bundled recipe name.*bundled: .*febrl1, febrl2"
+    ):
         prepare("febrl7")
 
 

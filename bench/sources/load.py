@@ -27,6 +27,7 @@ import duckdb
 from bench import engine
 from bench.dataset import Dataset, DatasetError, fingerprint, write_manifest
 from bench.engine import literal, quote_ident
+from bench.graph import connected_components
 from bench.sources.recipe import (
     CANONICAL_COLUMNS,
     FileDataError,
@@ -531,48 +532,15 @@ def _truth_from_links(con: duckdb.DuckDBPyConnection, spec: FileRecipe, lk: Link
         "FROM link_l l JOIN link_r r USING (row) WHERE l.record_id <> r.record_id",
         step="links to edges",
     )
-    _components(con)
+    # The label is the smallest record_id of the component; the table holds only the
+    # records whose label differs from their own id, so every other record is its own
+    # entity.
+    cc = connected_components(con, "SELECT a, b FROM edges", lambda name: f"truth_{name}")
     engine.execute(
         con,
-        "CREATE TABLE ent AS SELECT node AS record_id, CAST(label AS VARCHAR) AS entity FROM cc",
+        "CREATE TABLE ent AS SELECT r.record_id, "
+        "CAST(coalesce(c.label, r.record_id) AS VARCHAR) AS entity "
+        f"FROM recs r LEFT JOIN {quote_ident(cc.table)} c ON c.node = r.record_id",
         step="components to entities",
     )
     _entity_to_person(con, "components to person ids")
-
-
-def _components(con: duckdb.DuckDBPyConnection) -> None:
-    """Connected components of ``edges(a, b)`` over all records into ``cc(node, label)``.
-
-    Min-label propagation with pointer jumping; each round is one set-based statement and
-    the number of rounds grows with the log of the longest chain, not with the rows.
-    """
-    engine.execute(
-        con,
-        "CREATE TABLE und AS SELECT a, b FROM edges UNION SELECT b, a FROM edges",
-        step="components: undirected edges",
-    )
-    engine.execute(con, "CREATE TABLE cc AS SELECT record_id AS node, record_id AS label FROM recs")
-    for round_ in range(1, 10_000):
-        engine.execute(
-            con,
-            "CREATE OR REPLACE TABLE cc_next AS "
-            "WITH prop AS (SELECT c.node, LEAST(c.label, COALESCE(min(n.label), c.label)) AS label "
-            "  FROM cc c LEFT JOIN und e ON e.a = c.node LEFT JOIN cc n ON n.node = e.b "
-            "  GROUP BY c.node, c.label) "
-            "SELECT p.node, LEAST(p.label, q.label) AS label "
-            "FROM prop p JOIN prop q ON q.node = p.label",
-            step="components: propagate",
-        )
-        changed = engine.query_one(
-            con,
-            "SELECT count(*) AS n FROM cc JOIN cc_next USING (node) "
-            "WHERE cc.label <> cc_next.label",
-            step="components: changes",
-        )["n"]
-        engine.execute(con, "DROP TABLE cc")
-        engine.execute(con, "ALTER TABLE cc_next RENAME TO cc")
-        if changed == 0:
-            log.debug("connected components: converged after %d rounds", round_)
-            return
-    msg = "connected components did not converge"
-    raise RuntimeError(msg)

@@ -1,4 +1,8 @@
-"""Connected components in SQL, shared by every matcher that needs transitive closure.
+"""Connected components in SQL: transitive closure for the dataset loader and the matchers.
+
+The loader (:mod:`bench.sources.load`) turns a file of true links into entities with
+it; the matchers (cascade, anonymous, hybrid) cluster their match edges with it. It
+lives in the harness because data flows from ``bench`` to ``matchers``, never back.
 
 Algorithm: *min-neighbour contraction with pointer jumping*. The graph is the edge list
 ``(a, b)`` (undirected; only nodes that appear in an edge take part - singletons are the
@@ -110,7 +114,8 @@ def connected_components(
         A query (or quoted table name wrapped in ``SELECT``) returning two BIGINT
         columns named ``a`` and ``b``. Order, duplicates and self-loops do not matter.
     temp_name
-        Maps a short name to a namespaced object name (``MatchContext.temp_name``).
+        Maps a short name to a namespaced object name (a matcher passes
+        ``MatchContext.temp_name``).
     max_rounds
         Safety stop; the algorithm needs O(log n) rounds, so hitting this is a bug.
 
