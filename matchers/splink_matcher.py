@@ -11,16 +11,19 @@ clusters are the connected components of pairs at or above ``threshold``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from splink import DuckDBAPI, Linker, block_on
+from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
 from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
 from bench.engine import query, quote_ident, table_columns
@@ -85,6 +88,99 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
 
 
+def _count_records(ctx: MatchContext) -> int:
+    table = quote_ident(ctx.records)
+    rows = query(ctx.con, f"SELECT count(*) AS n FROM {table}", step="count records")
+    return int(rows.column("n")[0].as_py())
+
+
+#: Records sampled on each side of a blocking join when counting its pairs on large
+#: inputs (Splink counts real pairs, so exact counts of an exploding rule are as costly
+#: as the explosion itself).
+_COUNT_SAMPLE_RECORDS = 20_000
+
+
+def _sample_proportion(n: int) -> float:
+    """Record sampling proportion for Splink's pair counts: exact up to 20k records."""
+    return min(1.0, max(0.01, _COUNT_SAMPLE_RECORDS / max(n, 1)))
+
+
+@contextlib.contextmanager
+def _result_df_guard(ctx: MatchContext) -> Iterator[bool]:
+    """Let a Splink blocking analysis register its ``result_df`` relation, then remove it.
+
+    Splink's pair counting (used by the prior estimator and the blocking analysis)
+    registers a relation named ``result_df`` in the connection, outside its
+    ``__splink__`` namespace. Yields whether that name is free (run the analysis only
+    then) and unregisters it afterwards, so the connection holds nothing unprefixed of
+    ours.
+    """
+    taken = (
+        query(
+            ctx.con,
+            "SELECT count(*) AS n FROM duckdb_views() WHERE view_name = 'result_df' "
+            "UNION ALL SELECT count(*) FROM duckdb_tables() WHERE table_name = 'result_df'",
+            step="check result_df",
+        )
+        .column("n")
+        .to_pylist()
+    )
+    if any(taken):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        ctx.con.unregister("result_df")
+
+
+@contextlib.contextmanager
+def _quiet_sampled_counts() -> Iterator[None]:
+    """Silence Splink's warning that a sampled pair count rests on few sampled pairs.
+
+    Rules that admit few pairs have few sampled pairs; a rough estimate of a small
+    count does not matter against a budget of millions (or for the prior).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="The sampled blocking analysis", category=UserWarning
+        )
+        yield
+
+
+def _count_comparisons(
+    ctx: MatchContext,
+    records: Any,
+    rules: list[Any],
+    settings: Mapping[str, Any],
+    proportion: float,
+) -> list[dict[str, Any]]:
+    """Splink's marginal and cumulative pair counts of ``rules``, in order."""
+    with _result_df_guard(ctx) as free:
+        if not free:
+            msg = "splink: a table named result_df exists; cannot count blocked pairs"
+            raise ValueError(msg)
+        with _quiet_sampled_counts():
+            counts = count_comparisons_from_blocking_rules(
+                records,
+                blocking_rules=rules,
+                link_type=settings.get("link_type", "dedupe_only"),
+                unique_id_column_name=settings.get("unique_id_column_name", "record_id"),
+                source_dataset_column_name=settings.get("source_dataset_column_name"),
+                record_sample_proportion=proportion,
+            )
+    return [dict(c) for c in counts]
+
+
+def _em_sampling_info(session: Any) -> dict[str, Any]:
+    """What Splink's EM sampling decided for one session (JSON-able)."""
+    info = getattr(session, "_sample_info", None)
+    if not isinstance(info, Mapping):
+        return {}
+    keep = ("estimated_total_pairs", "sampling_applied", "expected_pairs_after_sampling")
+    return {k: info.get(k) for k in keep if k in info}
+
+
 class SplinkMatcher(BaseMatcher):
     """Fellegi-Sunter matching with Splink on the run's DuckDB connection.
 
@@ -111,10 +207,22 @@ class SplinkMatcher(BaseMatcher):
     deterministic_recall
         Assumed recall of the near-certain rules used to estimate the prior probability
         that two random records match.
+    max_comparisons
+        Budget of record pairs that prediction may score. Before predicting, Splink's
+        blocking analysis (``count_comparisons_from_blocking_rules``; exact on small
+        inputs, from a deterministic record sample on large ones) counts the pairs each
+        prediction rule adds; rules are kept in order while the running total stays
+        within the budget, and a rule that would exceed it is dropped with a logged
+        warning. The counts are in the diagnostics (``blocking_budget``). ``None``
+        disables the check.
+    em_max_pairs
+        Cap on the pairs of each EM training session (Splink's ``max_pairs``: records
+        are sampled by a hash of their id, so the cap is deterministic). ``None``
+        trains on every blocked pair.
     """
 
     name: ClassVar[str] = "splink"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 
     def __init__(
@@ -126,6 +234,8 @@ class SplinkMatcher(BaseMatcher):
         u_max_pairs: int = 1_000_000,
         training_rules: list[str | list[str]] | None = None,
         deterministic_recall: float = 0.7,
+        max_comparisons: int | None = 50_000_000,
+        em_max_pairs: int | None = 500_000,
     ) -> None:
         self.threshold = threshold
         self.settings = settings
@@ -133,6 +243,8 @@ class SplinkMatcher(BaseMatcher):
         self.u_max_pairs = u_max_pairs
         self.training_rules = training_rules
         self.deterministic_recall = deterministic_recall
+        self.max_comparisons = max_comparisons
+        self.em_max_pairs = em_max_pairs
 
     # -- building the model ---------------------------------------------------------
 
@@ -162,89 +274,192 @@ class SplinkMatcher(BaseMatcher):
             merged = {**default_settings(columns, link_type=self.link_type), **user}
         return merged, _is_trained(merged)
 
+    def plan(self, ctx: MatchContext) -> dict[str, Any]:
+        """The whole Splink recipe for this dataset, as JSON-able data.
+
+        ``settings`` is the settings dict handed to ``Linker`` (prediction rules already
+        cut to the ``max_comparisons`` budget); ``prior``, ``u`` and ``em`` are the
+        arguments of the training calls, in order (``None``/empty for a trained model).
+        :meth:`fit` executes exactly this plan; a benchmark can replay it with plain
+        Splink calls to measure the adapter's overhead.
+        """
+        settings, trained = self.resolved_settings(ctx)
+        n = _count_records(ctx)
+        plan: dict[str, Any] = {
+            "n_records": n,
+            "settings": settings,
+            "trained": trained,
+            "prior": None,
+            "u": None,
+            "em": [],
+            "blocking_budget": {"max_comparisons": self.max_comparisons, "counted": False},
+        }
+        if n < 2:
+            return plan
+        records = DuckDBAPI(connection=ctx.con).register(ctx.records)
+        kept, budget = self._within_budget(ctx, records, settings, n)
+        settings["blocking_rules_to_generate_predictions"] = kept
+        plan["blocking_budget"] = budget
+        if trained:
+            return plan
+        columns = ctx.columns()
+        rules = deterministic_rules(columns)
+        user_prior = "probability_two_random_records_match" in _load_settings(self.settings)
+        if rules and not user_prior:
+            plan["prior"] = {
+                "deterministic_matching_rules": rules,
+                "recall": self.deterministic_recall,
+                "record_sample_proportion": _sample_proportion(n),
+            }
+        plan["u"] = {"max_pairs": self.u_max_pairs, "seed": ctx.seed}
+        sessions = (
+            self.training_rules
+            if self.training_rules is not None
+            else default_training_rules(columns)
+        )
+        # A session can never exceed all pairs: skip Splink's sampling probe then.
+        cap = self.em_max_pairs
+        if cap is not None and n * (n - 1) // 2 <= cap:
+            cap = None
+        for rule in sessions:
+            step: dict[str, Any] = {"blocking_rule": rule}
+            if cap is not None:
+                step["max_pairs"] = cap
+                step["record_sample_proportion"] = _sample_proportion(n)
+            plan["em"].append(step)
+        return plan
+
+    def _within_budget(
+        self, ctx: MatchContext, records: Any, settings: dict[str, Any], n: int
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Keep the prediction rules, in order, whose pairs fit ``max_comparisons``."""
+        rules = list(settings.get("blocking_rules_to_generate_predictions") or [])
+        info: dict[str, Any] = {"max_comparisons": self.max_comparisons, "counted": False}
+        all_pairs = n * (n - 1) // 2
+        if self.max_comparisons is None or all_pairs <= self.max_comparisons:
+            info["reason"] = "no budget" if self.max_comparisons is None else "all pairs fit"
+            return rules, info
+        if not rules:
+            msg = (
+                f"splink: no blocking rules, so prediction would score all {all_pairs:,} "
+                f"pairs of {n:,} records, more than max_comparisons={self.max_comparisons:,}; "
+                "add blocking_rules_to_generate_predictions to the settings"
+            )
+            raise ValueError(msg)
+        proportion = _sample_proportion(n)
+        dropped: list[dict[str, Any]] = []
+        while True:
+            counts = _count_comparisons(ctx, records, rules, settings, proportion)
+            over = next(
+                (
+                    i
+                    for i, c in enumerate(counts)
+                    if c["cumulative_comparison_count"] > self.max_comparisons
+                ),
+                None,
+            )
+            if over is None:
+                break
+            count = counts[over]
+            rules.pop(over)
+            dropped.append(
+                {
+                    "blocking_rule": count["blocking_rule"],
+                    "marginal_comparisons": count["marginal_comparison_count"],
+                    "cumulative_comparisons": count["cumulative_comparison_count"],
+                }
+            )
+            log.warning(
+                "splink: dropping blocking rule %s: it adds ~%s pairs, bringing the total "
+                "to ~%s, over max_comparisons=%s",
+                count["blocking_rule"],
+                f"{count['marginal_comparison_count']:,}",
+                f"{count['cumulative_comparison_count']:,}",
+                f"{self.max_comparisons:,}",
+            )
+            if not rules:
+                msg = (
+                    f"splink: every blocking rule exceeds max_comparisons="
+                    f"{self.max_comparisons:,} on {n:,} records (first rule: ~"
+                    f"{counts[0]['marginal_comparison_count']:,} pairs); use tighter rules "
+                    "or raise the budget"
+                )
+                raise ValueError(msg)
+        info.update(
+            counted=True,
+            record_sample_proportion=proportion,
+            estimated_comparisons=counts[-1]["cumulative_comparison_count"] if counts else 0,
+            rules=[
+                {
+                    "blocking_rule": c["blocking_rule"],
+                    "marginal_comparisons": c["marginal_comparison_count"],
+                    "cumulative_comparisons": c["cumulative_comparison_count"],
+                }
+                for c in counts
+            ],
+            dropped=dropped,
+        )
+        return rules, info
+
     def fit(self, ctx: MatchContext) -> Self:
         """Build the linker on ``ctx.con`` and train it (unless given a trained model)."""
-        settings, trained = self.resolved_settings(ctx)
-        columns = ctx.columns()
+        phases: dict[str, float] = {}
+        t0 = time.perf_counter()
+        plan = self.plan(ctx)
+        phases["plan"] = time.perf_counter() - t0
         self.fitted_on_ = id(ctx.con)
-        n_records = (
-            query(
-                ctx.con,
-                f"SELECT count(*) AS n FROM {quote_ident(ctx.records)}",
-                step="count records",
-            )
-            .column("n")[0]
-            .as_py()
-        )
-        if n_records < 2:  # nothing to compare; Splink's estimators divide by zero here
+        self.plan_ = plan
+        if plan["n_records"] < 2:  # nothing to compare; Splink's estimators divide by zero
             self.linker_ = None
             self.fit_diagnostics_ = {"trained_here": False, "training_rules": [], "phases": {}}
             return self
         db_api = DuckDBAPI(connection=ctx.con)
         records = db_api.register(ctx.records)
         # log_level=None: leave logging configuration to the application.
-        linker = Linker(records, settings, log_level=None)
-        phases: dict[str, float] = {}
-        training: list[Any] = []
-        if not trained:
-            user_prior = "probability_two_random_records_match" in _load_settings(self.settings)
-            rules = deterministic_rules(columns)
-            if rules and not user_prior:
-                t0 = time.perf_counter()
-                self._estimate_prior(ctx, linker, rules)
-                phases["prior"] = time.perf_counter() - t0
-
+        linker = Linker(records, plan["settings"], log_level=None)
+        if plan["prior"] is not None:
             t0 = time.perf_counter()
-            linker.training.estimate_u_using_random_sampling(
-                max_pairs=self.u_max_pairs, seed=ctx.seed
-            )
+            self._estimate_prior(ctx, linker, plan["prior"])
+            phases["prior"] = time.perf_counter() - t0
+        if plan["u"] is not None:
+            t0 = time.perf_counter()
+            linker.training.estimate_u_using_random_sampling(**plan["u"])
             phases["u_estimation"] = time.perf_counter() - t0
-
+        training: list[Any] = []
+        em_sampling: list[dict[str, Any]] = []
+        if plan["em"]:
             t0 = time.perf_counter()
-            sessions = (
-                self.training_rules
-                if self.training_rules is not None
-                else default_training_rules(columns)
-            )
-            for rule in sessions:
-                linker.training.estimate_parameters_using_expectation_maximisation(_rule(rule))
-                training.append(rule)
+            for step in plan["em"]:
+                kwargs = {k: v for k, v in step.items() if k != "blocking_rule"}
+                session = linker.training.estimate_parameters_using_expectation_maximisation(
+                    _rule(step["blocking_rule"]), **kwargs
+                )
+                training.append(step["blocking_rule"])
+                em_sampling.append(_em_sampling_info(session))
             phases["em"] = time.perf_counter() - t0
 
         self.linker_ = linker
         self.fit_diagnostics_ = {
-            "trained_here": not trained,
+            "trained_here": not plan["trained"],
             "training_rules": training,
+            "em_sampling": em_sampling,
+            "blocking_budget": plan["blocking_budget"],
             "phases": phases,
         }
         return self
 
-    def _estimate_prior(self, ctx: MatchContext, linker: Linker, rules: list[list[str]]) -> None:
-        """Estimate the prior match probability from near-certain rules.
-
-        Splink's estimator registers a relation named ``result_df`` in the connection
-        (outside its ``__splink__`` namespace): run it only when that name is free, and
-        unregister it afterwards so the connection holds nothing unprefixed of ours.
-        """
-        taken = (
-            query(
-                ctx.con,
-                "SELECT count(*) AS n FROM duckdb_views() WHERE view_name = 'result_df' "
-                "UNION ALL SELECT count(*) FROM duckdb_tables() WHERE table_name = 'result_df'",
-                step="check result_df",
-            )
-            .column("n")
-            .to_pylist()
-        )
-        if any(taken):
-            log.warning("splink: a table named result_df exists; keeping the default prior")
-            return
-        try:
-            linker.training.estimate_probability_two_random_records_match(
-                [block_on(*r) for r in rules], recall=self.deterministic_recall
-            )
-        finally:
-            ctx.con.unregister("result_df")
+    def _estimate_prior(self, ctx: MatchContext, linker: Linker, prior: dict[str, Any]) -> None:
+        """Estimate the prior match probability from near-certain rules."""
+        with _result_df_guard(ctx) as free:
+            if not free:
+                log.warning("splink: a table named result_df exists; keeping the default prior")
+                return
+            with _quiet_sampled_counts():
+                linker.training.estimate_probability_two_random_records_match(
+                    [block_on(*r) for r in prior["deterministic_matching_rules"]],
+                    recall=prior["recall"],
+                    record_sample_proportion=prior["record_sample_proportion"],
+                )
 
     # -- matching -------------------------------------------------------------------
 

