@@ -35,10 +35,27 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def run_key(*, dataset_fingerprint: str, matcher: str, params: dict[str, Any], repeat: int) -> str:
-    """Deterministic id of a run: same dataset, matcher, params and repeat -> same key."""
+def run_key(
+    *,
+    dataset_fingerprint: str,
+    matcher: str,
+    params: dict[str, Any],
+    repeat: int,
+    version: str | None = None,
+) -> str:
+    """Deterministic id of a run: same dataset, matcher (and version), params, repeat.
+
+    A matcher whose ``version`` changes gets new keys, so its stored runs are not
+    mistaken for runs of the new code.
+    """
     text = canonical_json(
-        {"dataset": dataset_fingerprint, "matcher": matcher, "params": params, "repeat": repeat}
+        {
+            "dataset": dataset_fingerprint,
+            "matcher": matcher,
+            "version": version,
+            "params": params,
+            "repeat": repeat,
+        }
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

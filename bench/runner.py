@@ -33,7 +33,7 @@ import psutil
 from bench.dataset import Dataset
 from bench.environment import environment
 from bench.evaluate import evaluate_run
-from bench.registry import load_matcher_class
+from bench.registry import RegistryError, load_matcher_class
 from bench.results import SCHEMA_VERSION, RunStore, run_key
 from bench.suite import DatasetSpec, Suite
 
@@ -88,11 +88,13 @@ def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[Planne
     for dspec in suite.datasets:
         ds = Dataset.open(resolve_dataset(dspec, seed=suite.seed, progress=progress))
         for mspec in suite.matchers:
+            version = _matcher_version(mspec.name, suite)
             for params in mspec.expand():
                 for repeat in range(suite.repeats):
                     key = run_key(
                         dataset_fingerprint=ds.fingerprint,
                         matcher=mspec.name,
+                        version=version,
                         params=params,
                         repeat=repeat,
                     )
@@ -100,6 +102,15 @@ def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[Planne
                         PlannedRun(key, ds, mspec.name, params, repeat, suite.seed + repeat)
                     )
     return runs
+
+
+def _matcher_version(name: str, suite: Suite) -> str | None:
+    """The matcher's version, part of the run key: a new version is a new run."""
+    try:
+        cls = load_matcher_class(name, python_path=list(suite.python_path))
+    except RegistryError:
+        return None  # the run itself records the import failure
+    return getattr(cls, "version", None)
 
 
 def _tree_rss(proc: psutil.Process) -> int:

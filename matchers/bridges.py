@@ -33,12 +33,16 @@ class LoginBridge(Cascade):
     """The cascade restricted to authenticated links (see module docstring).
 
     Same parameters as :class:`~matchers.cascade.Cascade`; ``rules=None`` means
-    :data:`BRIDGE_RULES`, and junk e-mails plus values shared by more than 50 records
-    (a kiosk's cookie, a shop's placeholder address) are ignored by default.
+    :data:`BRIDGE_RULES`, and junk e-mails plus e-mails shared by more than 50 records
+    (a shop's placeholder address) are ignored by default. The cap is scoped to the
+    shareable keys (``group_size_keys``, default
+    :data:`~matchers.cascade.GROUP_SIZE_KEYS`): account ids and the cookies that logged
+    into them are never capped (hundreds of logins on one account are normal); pass
+    ``group_size_keys=["email", "cookie_id"]`` to also cap a kiosk's cookie.
     """
 
     name: ClassVar[str] = "login-bridge"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class LoginBridge(Cascade):
         phone_region: str = "US",
         phone_method: str = "sql",
         max_group_size: int | None = 50,
+        group_size_keys: Sequence[str] | None = None,
         exclude_junk: bool = True,
         exclude_values: Mapping[str, Sequence[str]] | None = None,
         unique_keys: Sequence[str] | None = None,
@@ -60,6 +65,7 @@ class LoginBridge(Cascade):
             phone_region=phone_region,
             phone_method=phone_method,
             max_group_size=max_group_size,
+            group_size_keys=group_size_keys,
             exclude_junk=exclude_junk,
             exclude_values=exclude_values,
             unique_keys=unique_keys,

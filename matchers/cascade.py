@@ -9,9 +9,16 @@ record to the group's smallest record id), not k(k-1)/2 pairs.
 Guards (each off by default, each measurable on its own; :class:`CascadeGuarded` turns
 them all on):
 
-``max_group_size``
+``max_group_size`` / ``group_size_keys``
     An identifier value shared by more than N records links nothing (store phones,
-    junk addresses that escaped the lists).
+    junk addresses that escaped the lists, a common name + birthday). The cap applies
+    only to rules holding one of ``group_size_keys``: the identifiers that get *shared*
+    between people (by default e-mail, phone and the name/postcode/dob combinations,
+    :data:`GROUP_SIZE_KEYS`). Authenticated first-party ids (``customer_no``,
+    ``loyalty_id``, ``account_id``) and the anonymous ids those events carry
+    (``cookie_id``, ``maid``) are not capped by default: a hundred logins or orders on
+    one account are one customer's normal history, not a shared value, and capping them
+    cuts exactly the links an identity graph is built from.
 ``exclude_junk`` / ``exclude_values``
     Built-in placeholder lists (:func:`matchers.normalise.junk_sql`) and user-given values
     per column (normalised with the column's own normaliser before comparison).
@@ -32,7 +39,12 @@ them all on):
     A final cluster above the cap is broken up by falling back to the *stronger* rules:
     each of its records takes its cluster from the last rule stage at which that
     cluster was within the cap (stages nest, so the result is a partition); a record
-    whose cluster exceeds the cap already after the first rule stays alone.
+    whose cluster exceeds the cap already after the first rule stays alone. Size is
+    counted in *profiles*, not records: records joined by the rules free of
+    ``group_size_keys`` (an account with its logins and orders, a cookie with the
+    logins it carries) count once, so one customer's event history (1,000+ logins on
+    identity-graph) is not mistaken for an over-merge; only chains through shareable
+    identifiers grow a cluster towards the cap.
 
 Rules whose columns are missing from the records are skipped (listed in the
 diagnostics); if no rule can run the matcher raises :class:`~bench.api.UnsupportedInput`.
@@ -59,7 +71,7 @@ from matchers.normalise import (
     phone_sql,
 )
 
-__all__ = ["DEFAULT_RULES", "Cascade", "CascadeGuarded"]
+__all__ = ["DEFAULT_RULES", "GROUP_SIZE_KEYS", "Cascade", "CascadeGuarded"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +88,20 @@ DEFAULT_RULES: tuple[tuple[str, ...], ...] = (
     ("family_name", "postcode", "dob"),
     ("cookie_id",),
     ("maid",),
+)
+
+#: Columns whose values people share (family e-mails, store or recycled phones, common
+#: names and birthdays in one postcode, CGNAT/office IPs): the default scope of the
+#: ``max_group_size`` guard. A rule is capped when any of its columns is listed.
+GROUP_SIZE_KEYS: tuple[str, ...] = (
+    "email",
+    "phone",
+    "given_name",
+    "family_name",
+    "dob",
+    "postcode",
+    "street",
+    "ip",
 )
 
 q = quote_ident
@@ -96,7 +122,12 @@ class Cascade(BaseMatcher):
         ``"sql"`` (rules in SQL, fast) or ``"phonenumbers"`` (the library on distinct
         raw values; exact but ~80k values/s).
     max_group_size
-        Ignore identifier values shared by more than this many records.
+        Ignore identifier values shared by more than this many records, in the rules
+        that ``group_size_keys`` selects.
+    group_size_keys
+        Columns the ``max_group_size`` cap applies to: a rule is capped when it holds
+        any of them. ``None``: :data:`GROUP_SIZE_KEYS` (the shareable identifiers, not
+        authenticated account ids); list every rule column to cap all rules.
     exclude_junk
         Ignore built-in placeholder e-mails and phones.
     exclude_values
@@ -106,11 +137,12 @@ class Cascade(BaseMatcher):
     time_windows
         ``{column: days}`` for time-bound identifiers (needs a ``ts`` column).
     max_cluster_size
-        Break up clusters larger than this by falling back to stronger rules.
+        Break up clusters of more than this many profiles (records joined by rules free
+        of ``group_size_keys`` count once) by falling back to stronger rules.
     """
 
     name: ClassVar[str] = "cascade"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     tags: ClassVar[frozenset[str]] = frozenset({"pii"})
 
     def __init__(
@@ -121,6 +153,7 @@ class Cascade(BaseMatcher):
         phone_region: str = "US",
         phone_method: str = "sql",
         max_group_size: int | None = None,
+        group_size_keys: Sequence[str] | None = None,
         exclude_junk: bool = False,
         exclude_values: Mapping[str, Sequence[str]] | None = None,
         unique_keys: Sequence[str] | None = None,
@@ -132,6 +165,7 @@ class Cascade(BaseMatcher):
         self.phone_region = phone_region
         self.phone_method = phone_method
         self.max_group_size = max_group_size
+        self.group_size_keys = group_size_keys
         self.exclude_junk = exclude_junk
         self.exclude_values = exclude_values
         self.unique_keys = unique_keys
@@ -167,6 +201,16 @@ class Cascade(BaseMatcher):
     default_time_windows: ClassVar[Mapping[str, float]] = {}
     #: Set by ``match`` when a preset's default time window cannot apply (no ``ts``).
     _no_ts: bool = False
+
+    def _group_size_keys(self) -> set[str]:
+        keys = GROUP_SIZE_KEYS if self.group_size_keys is None else self.group_size_keys
+        return {keys} if isinstance(keys, str) else {str(k) for k in keys}
+
+    def _group_cap(self, cols: Sequence[str]) -> int | None:
+        """The ``max_group_size`` cap of a rule, or ``None`` if the rule is not capped."""
+        if self.max_group_size is None or not self._group_size_keys() & set(cols):
+            return None
+        return int(self.max_group_size)
 
     def _unique_keys(self) -> list[str]:
         keys = self.default_unique_keys if self.unique_keys is None else self.unique_keys
@@ -282,11 +326,12 @@ class Cascade(BaseMatcher):
         present = " AND ".join(f"{q(c)} IS NOT NULL" for c in cols)
         part = ", ".join(q(c) for c in cols)
         window = self._window(cols)
-        cap = "" if self.max_group_size is None else f" AND max(__n) <= {int(self.max_group_size)}"
+        limit = self._group_cap(cols)
+        cap = "" if limit is None else f" AND max(__n) <= {limit}"
         if window is None:
             src = f"SELECT record_id, {part}, 1 AS __n FROM {keys} WHERE {present}"
-            if self.max_group_size is not None:
-                cap = f" AND count(*) <= {int(self.max_group_size)}"
+            if limit is not None:
+                cap = f" AND count(*) <= {limit}"
             group = part
         else:
             # Episodes: cut the group's time line wherever consecutive records are more
@@ -406,7 +451,8 @@ class Cascade(BaseMatcher):
         part = ", ".join(q(c) for c in cols)
         present = " AND ".join(f"{q(c)} IS NOT NULL" for c in cols)
         on = " AND ".join(f"k.{q(c)} = g.{q(c)}" for c in cols)
-        cap = "" if self.max_group_size is None else f" AND count(*) <= {int(self.max_group_size)}"
+        limit = self._group_cap(cols)
+        cap = "" if limit is None else f" AND count(*) <= {limit}"
         return ctx.con.sql(
             f"""WITH k AS MATERIALIZED (SELECT * FROM {keys})
                 SELECT k.record_id, coalesce(g.b, k.record_id) AS cluster_id
@@ -534,29 +580,65 @@ class Cascade(BaseMatcher):
         diag["per_rule"] = per_rule
         execute(con, f"DROP TABLE IF EXISTS {q(uvals)}")
         if self.max_cluster_size is not None:
-            state = self._cap(ctx, state, stages, diag)
+            state = self._cap(ctx, keys, rules, state, stages, diag)
         for t in stages:
             execute(con, f"DROP TABLE IF EXISTS {q(t)}")
         return state
 
-    def _cap(self, ctx: MatchContext, state: str, stages: list[str], diag: dict[str, Any]) -> str:
-        """Break clusters above ``max_cluster_size`` by falling back to earlier stages."""
+    def _profiles(self, ctx: MatchContext, keys: str, rules: list[list[str]]) -> str | None:
+        """Profiles: components over the rules free of shareable keys (table or ``None``).
+
+        Records joined by authenticated ids alone (an account and its logins, a cookie
+        and the logins and orders it carries) form one profile; ``max_cluster_size``
+        counts profiles, so a customer's long event history is not taken for an
+        over-merge.
+        """
+        shareable = self._group_size_keys()
+        trusted = [r for r in rules if not shareable & set(r)]
+        if not trusted:
+            return None
+        edges = " UNION ALL ".join(self._edges_sql(q(keys), r) for r in trusted)
+        return connected_components(ctx.con, edges, ctx.temp_name).table
+
+    @staticmethod
+    def _sizes_sql(stage: str, profiles: str | None) -> str:
+        """``(label, n)``: profiles per cluster of a stage (records without a profile: 1)."""
+        members = f"SELECT node, label FROM {q(stage)} UNION SELECT label, label FROM {q(stage)}"
+        if profiles is None:
+            return f"SELECT label, count(DISTINCT node) AS n FROM ({members}) GROUP BY label"
+        return f"""SELECT m.label, count(DISTINCT coalesce(p.label, m.node)) AS n
+                   FROM ({members}) m LEFT JOIN {q(profiles)} p ON p.node = m.node
+                   GROUP BY m.label"""
+
+    def _cap(
+        self,
+        ctx: MatchContext,
+        keys: str,
+        rules: list[list[str]],
+        state: str,
+        stages: list[str],
+        diag: dict[str, Any],
+    ) -> str:
+        """Break clusters above ``max_cluster_size`` profiles by falling back to earlier stages."""
         con = ctx.con
         cap = int(self.max_cluster_size)
+        profiles = self._profiles(ctx, keys, rules)
         pending = ctx.temp_name("cap_pending")
         execute(
             con,
             f"""CREATE OR REPLACE TEMP TABLE {q(pending)} AS
-                WITH big AS (SELECT label FROM {q(state)} GROUP BY label
-                             HAVING count(*) + 1 > {cap})
+                WITH big AS (SELECT label FROM ({self._sizes_sql(state, profiles)})
+                             WHERE n > {cap})
                 SELECT node AS record_id FROM {q(state)} WHERE label IN (SELECT label FROM big)
-                UNION ALL SELECT label FROM big""",
+                UNION SELECT label FROM big""",
             step=f"{self.name}: cap",
         )
         n_big = int(query(con, f"SELECT count(*) AS n FROM {q(pending)}").column("n")[0].as_py())
         diag["capped_records"] = n_big
         if not n_big:
-            execute(con, f"DROP TABLE {q(pending)}")
+            for t in (pending, profiles):
+                if t is not None:
+                    execute(con, f"DROP TABLE IF EXISTS {q(t)}")
             return state
         over = ctx.temp_name("cap_override")
         execute(con, f"CREATE OR REPLACE TEMP TABLE {q(over)} (node BIGINT, label BIGINT)")
@@ -566,7 +648,7 @@ class Cascade(BaseMatcher):
             execute(
                 con,
                 f"""INSERT INTO {q(over)}
-                    WITH sizes AS (SELECT label, count(*) + 1 AS n FROM {q(stage)} GROUP BY label)
+                    WITH sizes AS ({self._sizes_sql(stage, profiles)})
                     SELECT p.record_id, coalesce(s.label, p.record_id)
                     FROM {q(pending)} p LEFT JOIN {q(stage)} s ON s.node = p.record_id
                     LEFT JOIN sizes z ON z.label = coalesce(s.label, p.record_id)
@@ -587,25 +669,27 @@ class Cascade(BaseMatcher):
                 UNION ALL SELECT node, label FROM {q(over)} WHERE node <> label""",
             step=f"{self.name}: cap apply",
         )
-        for t in (pending, over, state):
-            execute(con, f"DROP TABLE IF EXISTS {q(t)}")
+        for t in (pending, over, state, profiles):
+            if t is not None:
+                execute(con, f"DROP TABLE IF EXISTS {q(t)}")
         return out
 
 
 class CascadeGuarded(Cascade):
     """:class:`Cascade` with every guard on (same parameters, guarded defaults).
 
-    Defaults: identifier values shared by more than 50 records ignored; built-in junk
+    Defaults: shareable identifier values (e-mail, phone, name rules: ``group_size_keys``)
+    shared by more than 50 records ignored; built-in junk
     lists on; ``unique_keys=None`` means at most one ``customer_no`` per cluster (note:
     this also keeps apart CRM duplicates of one person that carry two customer numbers -
     precision over reach; pass ``[]`` to turn it off); ``time_windows=None`` means phone
     evidence only within 45-day episodes (the minimum ageing before a number is
-    reassigned; pass ``{}`` to turn it off); clusters above 200 records fall back to
-    stronger rules.
+    reassigned; pass ``{}`` to turn it off); clusters above 200 profiles (records
+    joined by authenticated ids count once) fall back to stronger rules.
     """
 
     name: ClassVar[str] = "cascade-guarded"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     default_unique_keys: ClassVar[tuple[str, ...]] = ("customer_no",)
     default_time_windows: ClassVar[Mapping[str, float]] = {"phone": 45.0}
 
@@ -617,6 +701,7 @@ class CascadeGuarded(Cascade):
         phone_region: str = "US",
         phone_method: str = "sql",
         max_group_size: int | None = 50,
+        group_size_keys: Sequence[str] | None = None,
         exclude_junk: bool = True,
         exclude_values: Mapping[str, Sequence[str]] | None = None,
         unique_keys: Sequence[str] | None = None,
@@ -629,6 +714,7 @@ class CascadeGuarded(Cascade):
             phone_region=phone_region,
             phone_method=phone_method,
             max_group_size=max_group_size,
+            group_size_keys=group_size_keys,
             exclude_junk=exclude_junk,
             exclude_values=exclude_values,
             unique_keys=unique_keys,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import recordlinkage
 from scipy.sparse import coo_matrix
@@ -127,6 +128,11 @@ class RecordLinkageMatcher(BaseMatcher):
         each side of a value).
     string_threshold
         Jaro-Winkler similarity at or above which two name/street/city values agree.
+    min_coverage
+        Share of candidate pairs on which a compared column must be present on both
+        sides; sparser columns (and columns that agree on almost all or almost none of
+        the pairs where present) are left out of the ECM, which they would otherwise
+        derail (missing values compare as disagreement).
     max_pairs
         Candidate budget. The candidates are counted in DuckDB before indexing and again
         after; above the budget the matcher raises ``ValueError`` instead of exhausting
@@ -134,7 +140,7 @@ class RecordLinkageMatcher(BaseMatcher):
     """
 
     name: ClassVar[str] = "recordlinkage"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 
     def __init__(
@@ -145,6 +151,7 @@ class RecordLinkageMatcher(BaseMatcher):
         sorted_neighbourhood: str | None = None,
         window: int = 3,
         string_threshold: float = 0.85,
+        min_coverage: float = 0.05,
         max_pairs: int = 5_000_000,
     ) -> None:
         self.threshold = threshold
@@ -152,6 +159,7 @@ class RecordLinkageMatcher(BaseMatcher):
         self.sorted_neighbourhood = sorted_neighbourhood
         self.window = window
         self.string_threshold = string_threshold
+        self.min_coverage = min_coverage
         self.max_pairs = max_pairs
 
     def _plan(self, columns: Sequence[str]) -> tuple[list[list[str]], list[str], list[str]]:
@@ -249,9 +257,35 @@ class RecordLinkageMatcher(BaseMatcher):
         phases["compare"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        ecm = recordlinkage.ECMClassifier(binarize=None)
-        ecm.fit(features)
-        prob = np.nan_to_num(np.asarray(ecm.prob(features), dtype=np.float64), nan=0.0)
+        binary = (features.fillna(0) >= 0.5).astype(np.int8)
+        kept, screened = _screen_features(binary, frame, self.min_coverage)
+        diagnostics["features_dropped"] = screened
+        ecm_diag: dict[str, Any] | None = None
+        if kept.shape[1]:
+            ecm = recordlinkage.ECMClassifier(binarize=None)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ecm.fit(kept)
+            m, u, p_match, swapped = _ecm_parameters(ecm, list(kept.columns))
+            prob = _posterior(kept.to_numpy(dtype=np.int8), m, u, p_match)
+            ecm_diag = {
+                "p_match": p_match,
+                "classes_swapped": swapped,
+                "m": {k: float(v) for k, v in zip(kept.columns, m, strict=True)},
+                "u": {k: float(v) for k, v in zip(kept.columns, u, strict=True)},
+            }
+        else:
+            # No column varies among the candidates (e.g. a handful of records that agree
+            # on everything): nothing for the ECM to learn; score by the share of
+            # compared columns that agree.
+            log.info("recordlinkage: no informative column for the ECM; scoring by agreement")
+            prob = binary.to_numpy(dtype=np.float64).mean(axis=1)
+        n_linked = int((prob >= self.threshold).sum())
+        if not n_linked:
+            log.warning(
+                "recordlinkage: no candidate pair reaches threshold %s; the fit may be "
+                "degenerate on this data (diagnostics: ecm, features_dropped)",
+                self.threshold,
+            )
         phases["classify"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -268,18 +302,84 @@ class RecordLinkageMatcher(BaseMatcher):
         diagnostics.update(
             {
                 "phases": phases,
-                "ecm": {
-                    "p_match": float(ecm.p) if np.isfinite(ecm.p) else None,
-                    "m": {k: _floats(v) for k, v in ecm.m_probs.items()},
-                    "u": {k: _floats(v) for k, v in ecm.u_probs.items()},
-                },
+                "ecm": ecm_diag,
+                "pairs_at_threshold": n_linked,
             }
         )
         return MatchResult(clusters=clusters, pairs=pairs, diagnostics=diagnostics)
 
 
-def _floats(levels: dict[Any, Any]) -> dict[str, float | None]:
-    return {str(k): (float(v) if np.isfinite(v) else None) for k, v in levels.items()}
+#: Probabilities are clipped to [EPS, 1 - EPS] when scoring: an agreement level the EM
+#: saw only in one class must not give log(0) (NaN posteriors, every score 0).
+EPS = 1e-6
+
+
+def _screen_features(
+    features: pd.DataFrame, frame: pd.DataFrame, min_coverage: float
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Keep the 0/1 comparison columns the ECM can learn from.
+
+    A missing value compares as disagreement (recordlinkage's ``missing_value=0``), so
+    a column that is present on both sides of few candidate pairs mostly measures
+    *which sources* a pair comes from, not whether it is a match, and a column that
+    (nearly) always or never agrees where present carries no evidence but gives the EM
+    empty cells (log 0). Both are dropped.
+
+    Returns
+    -------
+    tuple
+        The kept features and ``{dropped column: reason}``.
+    """
+    binary = features
+    first = features.index.get_level_values(0)
+    second = features.index.get_level_values(1)
+    dropped: dict[str, str] = {}
+    for col in binary.columns:
+        both = frame[col].reindex(first).notna().to_numpy() & (
+            frame[col].reindex(second).notna().to_numpy()
+        )
+        coverage = float(both.mean())
+        if coverage < min_coverage:
+            dropped[col] = f"both sides present on {coverage:.3f} of the candidates"
+            continue
+        agree = float(binary[col].to_numpy()[both].mean())
+        if not 0.005 <= agree <= 0.995:
+            dropped[col] = f"agrees on {agree:.4f} of the pairs where both are present"
+    return binary.drop(columns=list(dropped)), dropped
+
+
+def _ecm_parameters(ecm: Any, columns: list[str]) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """``(m, u, p_match, swapped)``: P(agree | class) per feature from a fitted ECM.
+
+    The ECM's two latent classes are unlabelled; the match class is the one that agrees
+    more often on most features. If the fitted "match" class agrees less often on most
+    features, the classes are swapped back. Non-finite estimates become 0.5 (no evidence).
+    """
+
+    def agree(probs: dict[str, dict[Any, float]]) -> np.ndarray:
+        out = []
+        for col in columns:
+            levels = {float(k): float(v) for k, v in probs.get(col, {}).items()}
+            out.append(levels.get(1.0, 0.0) if len(levels) > 1 or 1.0 in levels else 0.0)
+        arr = np.asarray(out, dtype=np.float64)
+        return np.where(np.isfinite(arr), arr, 0.5)
+
+    m, u = agree(ecm.m_probs), agree(ecm.u_probs)
+    p = float(ecm.p) if np.isfinite(ecm.p) else 0.5
+    swapped = bool((m > u).sum() < (m < u).sum())
+    if swapped:
+        m, u, p = u, m, 1.0 - p
+    return m, u, min(max(p, EPS), 1.0 - EPS), swapped
+
+
+def _posterior(x: np.ndarray, m: np.ndarray, u: np.ndarray, p_match: float) -> np.ndarray:
+    """Fellegi-Sunter match probability of 0/1 comparison vectors, in log space."""
+    m = np.clip(m, EPS, 1.0 - EPS)
+    u = np.clip(u, EPS, 1.0 - EPS)
+    w_agree = np.log(m) - np.log(u)
+    w_disagree = np.log1p(-m) - np.log1p(-u)
+    score = np.log(p_match) - np.log1p(-p_match) + x @ w_agree + (1 - x) @ w_disagree
+    return 1.0 / (1.0 + np.exp(-np.clip(score, -700.0, 700.0)))
 
 
 def _components(ids: np.ndarray, left: np.ndarray, right: np.ndarray, keep: np.ndarray) -> pa.Table:

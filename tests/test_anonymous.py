@@ -123,8 +123,11 @@ def test_anonymous_beats_login_bridge_on_recall(dmp) -> None:
 def test_hybrid_at_least_each_pure_lens(graph) -> None:
     f1 = {k: v["metrics"]["bcubed_f1"] for k, v in graph.items()}
     print(f"B-cubed F1: {f1}")
-    # Measured on tiny seed 1: hybrid 0.173, cascade-guarded 0.136, anonymous 0.106
-    # (small seed 42: 0.133 / 0.086 / 0.118). A 0.01 slack absorbs generator changes.
+    # Measured on tiny seed 1: hybrid 0.565, cascade-guarded 0.539, anonymous 0.106
+    # (small seed 42: 0.555 / 0.546 / -). Before the cascade's group-size and cluster
+    # caps were scoped to shareable keys (they used to cut every account with > 50
+    # logins) these were 0.173 / 0.136 (small: 0.133 / 0.086). A 0.01 slack absorbs
+    # generator changes.
     assert f1["hybrid"] >= f1["cascade-guarded"] - 0.01
     assert f1["hybrid"] >= f1["anonymous"] - 0.01
 

@@ -320,6 +320,42 @@ def test_max_group_size():
     assert len({labels[rid(i)] for i in range(5)}) == 5
 
 
+def test_max_group_size_spares_authenticated_ids():
+    # 5 logins on one account: one customer's history, not a shared value. The cap is
+    # scoped to shareable keys (GROUP_SIZE_KEYS: e-mail, phone, name rules) by default.
+    rows = [{"record_id": rid(i), "account_id": "acc-1", "phone": "2125550000"} for i in range(5)]
+    labels = run(Cascade(rules=[["account_id"]], max_group_size=3), rows)
+    assert together(labels, *(rid(i) for i in range(5)))
+    both = run(Cascade(rules=[["account_id"], ["phone"]], max_group_size=3), rows)
+    assert together(both, *(rid(i) for i in range(5)))
+    # listing the column brings it under the cap (the old, unscoped behaviour)
+    capped = run(
+        Cascade(rules=[["account_id"]], max_group_size=3, group_size_keys=["account_id"]),
+        rows,
+    )
+    assert len(set(capped.values())) == 5
+    assert Cascade(group_size_keys=["account_id"]).get_params()["group_size_keys"] == ["account_id"]
+
+
+def test_max_cluster_size_counts_profiles_not_events():
+    # One account with 6 logins plus a CRM record joined by e-mail: 2 profiles, 7 records.
+    rows = [{"record_id": rid(i), "account_id": "acc-1"} for i in range(6)]
+    rows[0]["email"] = "a@x.com"
+    rows.append({"record_id": rid(9), "email": "a@x.com"})
+    labels = run(Cascade(rules=[["account_id"], ["email"]], max_cluster_size=3), rows)
+    assert len(set(labels.values())) == 1
+    # counted in records (every column shareable) the cluster is over the cap
+    split = run(
+        Cascade(
+            rules=[["account_id"], ["email"]],
+            max_cluster_size=3,
+            group_size_keys=["account_id", "email"],
+        ),
+        rows,
+    )
+    assert len(set(split.values())) > 1
+
+
 def test_unique_keys_split_two_customer_numbers():
     rows = [
         # husband and wife: own customer numbers, a shared family e-mail
@@ -411,6 +447,13 @@ def test_guarded_preset_params_and_defaults():
     ]
     labels = run(CascadeGuarded(), rows)
     assert len(set(labels.values())) == 4
+    # The group cap spares authenticated ids: 60 logins on one account stay together
+    # (before the cap was scoped, the account was shared by > 50 records and linked
+    # nothing; on identity-graph small that cut pairwise recall from 0.60 to 0.005).
+    logins = [{"record_id": rid(i), "account_id": "acc-1"} for i in range(60)]
+    labels = run(CascadeGuarded(), logins)
+    assert len(set(labels.values())) == 1
+    assert CascadeGuarded().get_params()["group_size_keys"] is None
 
 
 # --- bridges ----------------------------------------------------------------------------
