@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.idbench-installed
 
-.PHONY: run test bench lint format clean-venv
+.PHONY: run test bench bench-ci lint format clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "idbench needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -21,9 +21,23 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Full benchmark run: small generated datasets and 1M synthetic records (the quick,
+# one-shot mode on tiny data runs inside `make test`). The JSON (machine_info,
+# commit_info, extra_info with quality per benchmark) goes to
+# results/benchmarks/<machine-id>/NNNN_<commit>_bench.json.
 bench: $(STAMP)
+	IDBENCH_BENCH_SIZE=$${IDBENCH_BENCH_SIZE:-small} \
+	IDBENCH_BENCH_RECORDS=$${IDBENCH_BENCH_RECORDS:-1000000} \
 	$(BIN)/python -m pytest -m bench --benchmark-enable --benchmark-save=bench \
-		--benchmark-storage=file://results/benchmarks tests/benchmarks
+		--benchmark-storage=file://results/benchmarks --benchmark-columns=min,median,max,rounds \
+		tests/benchmarks
+
+# CI: every benchmark once on tiny data, timed, with quality in extra_info; the JSON is
+# kept as the CI artefact (timings are stored, not gated: shared runners are noisy).
+bench-ci: $(STAMP)
+	mkdir -p results/benchmarks
+	$(BIN)/python -m pytest -m bench --benchmark-enable --benchmark-min-rounds=1 \
+		--benchmark-json=results/benchmarks/ci.json tests/benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check bench matchers tests

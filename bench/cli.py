@@ -301,6 +301,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scale(args: argparse.Namespace) -> int:
+    from bench.scale import cmd_scale
+
+    return cmd_scale(args)
+
+
 # --- report / plot ----------------------------------------------------------------------
 
 
@@ -386,6 +392,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset directory")
     p.add_argument("--json", action="store_true", help="print the raw description as JSON")
     p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser(
+        "scale", help="scaling sweep: matchers over growing datasets, fitted cost exponent"
+    )
+    p.add_argument("--matchers", required=True, help="comma-separated, e.g. cascade,splink")
+    p.add_argument("--sizes", default="10k,100k,1M", help="record counts (default: 10k,100k,1M)")
+    p.add_argument(
+        "--recipe", default="cdp-realistic", help="generated preset (default: cdp-realistic)"
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--suite", default="scaling", help="suite name for the stored runs")
+    p.add_argument("--timeout", type=float, default=1800.0, help="per-run timeout in seconds")
+    p.add_argument(
+        "--memory-limit", dest="memory_limit", default="16GB", help="per-run memory limit"
+    )
+    p.add_argument("--force", action="store_true", help="re-run stored runs")
+    p.add_argument("--json", help="also write the sweep and fits to this JSON file")
+    p.set_defaults(func=_cmd_scale)
 
     p = sub.add_parser("report", help="build report.md / report.html from stored results")
     p.add_argument("suite", nargs="?", default="default", help="suite name (default: default)")

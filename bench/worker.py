@@ -37,6 +37,23 @@ from bench.registry import load_matcher_class
 log = logging.getLogger("bench.worker")
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory.
+
+    ``VmHWM`` belongs to the address space created at exec, so it measures the run
+    alone; ``ru_maxrss`` (the fallback off Linux) carries over the high-water mark of
+    the parent that forked us, which would charge every run with the harness's memory.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _duckdb_limit(memory_limit_bytes: int) -> str:
     # DuckDB's own buffer limit sits well below the process limit, so DuckDB spills to
     # disk before the parent has to kill the run.
@@ -128,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             error=f"{type(exc).__name__}: {exc}",
             traceback=traceback.format_exc(limit=20),
         )
-    result["peak_rss_self_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["peak_rss_self_bytes"] = peak_rss_bytes()
     write_json_atomic(job["result_path"], result)
     return 0
 

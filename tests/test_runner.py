@@ -195,3 +195,14 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, fixture_datase
     assert "1 of 3 run(s) already stored" in done.stdout
     statuses = sorted(r["status"] for r in load_records(results))
     assert statuses == ["ok", "ok", "timeout"]
+
+
+def test_a_runs_peak_memory_is_its_own_not_its_parents() -> None:
+    import subprocess
+    import sys
+
+    ballast = b"\x01" * (600 * 2**20)  # resident; the parent's high-water mark must not leak in
+    code = "import bench.worker as w; print(w.peak_rss_bytes())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 10 * 2**20 < int(out.stdout) < 400 * 2**20
+    del ballast

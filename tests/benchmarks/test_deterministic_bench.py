@@ -1,6 +1,7 @@
 """Speed of the deterministic matchers (pytest-benchmark; ``-m bench``).
 
-Input: ``IDBENCH_BENCH_RECORDS`` synthetic records (default 1M) made with DuckDB
+Input: ``IDBENCH_BENCH_RECORDS`` synthetic records (default 50k, the quick CI mode;
+``make bench`` sets 1M) made with DuckDB
 ``range()`` and hash-based keys, ~30% of records sharing an e-mail and ~30% a phone with
 another record, so e-mail and phone groups chain into larger components. Figures measured
 by hand at 10M are in the deterministic matchers' report (cascade e-mail OR phone with
@@ -19,7 +20,7 @@ from matchers.cascade import Cascade, CascadeGuarded
 
 pytestmark = pytest.mark.bench
 
-N_RECORDS = int(os.environ.get("IDBENCH_BENCH_RECORDS", "1000000"))
+N_RECORDS = int(os.environ.get("IDBENCH_BENCH_RECORDS", "50000"))
 
 
 def make_records(con, n: int, table: str = "records") -> None:
