@@ -202,16 +202,16 @@ def evaluate_run(
             out["n_pairs"] = engine.query_one(
                 con, "SELECT count(*) AS n FROM pairs", step="pairs summary"
             )["n"]
-            timed("score_histogram", lambda: build_score_table(con, "pairs", tables))
+            scores = timed("score_histogram", lambda: build_score_table(con, "pairs", tables))
             result["candidates"] = timed(
                 "candidates",
-                lambda: candidate_metrics(con, tables, core, threshold=threshold),
+                lambda: candidate_metrics(scores, core, threshold=threshold),
             )
-            result["curves"] = timed("curves", lambda: curve(con, tables, true_pairs))
+            result["curves"] = timed("curves", lambda: curve(scores, true_pairs))
             result["threshold_summary"] = timed(
-                "threshold_summary", lambda: threshold_summary(con, tables, true_pairs)
+                "threshold_summary", lambda: threshold_summary(scores, true_pairs)
             )
-            cost = timed("cost_thresholds", lambda: cost_thresholds(con, tables, true_pairs))
+            cost = timed("cost_thresholds", lambda: cost_thresholds(scores, true_pairs))
 
         hazards = dataset.truth_tables.get("hazards")
         result["hazards"] = None

@@ -1,11 +1,13 @@
 """Scored-pair metrics: blocking, stage attribution and threshold sweeps.
 
 For matchers that emit candidate pairs (``record_id_l, record_id_r, score``). The pairs
-are joined to the truth once and reduced to a histogram by distinct score,
-``ev_score_cum``: for each distinct score ``s`` (in descending order) the number of pairs
-scored ``>= s`` and how many of them are true at each level. Every quantity below is a
-lookup or a scan of that table, so the cost is one join and one sort of the candidate
-pairs; no pair outside the candidates is ever formed.
+are joined to the truth once, sorted by score in DuckDB and reduced in numpy to a
+:class:`ScoreTable`: for each distinct score ``s`` (in descending order) the number of
+pairs scored ``>= s`` and how many of them are true at each level. Every quantity below
+is a lookup or a vectorised scan of that table, so the cost is one join and one sort of
+the candidate pairs; no pair outside the candidates is ever formed. (Until the
+evaluation-speed work the table was a SQL window over ``ev_score_cum``; the numbers are
+the same, bit for bit: the selections use the same double expressions.)
 
 Definitions (``T`` = all true pairs of the level, from the partition metrics, including
 pairs the matcher never generated; ``N`` = records):
@@ -40,7 +42,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from bench import engine
 from bench.metrics_tables import LEVELS, EvalTables, f_beta, ratio, to_int
@@ -51,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COST_RATIOS",
     "RECALL_LEVELS",
+    "ScoreTable",
     "build_score_table",
     "candidate_metrics",
     "cost_thresholds",
@@ -65,71 +71,105 @@ RECALL_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
 #: Cost of a false merge in units of a missed merge.
 COST_RATIOS: tuple[float, ...] = (1, 5, 10)
 
-_CUM = "ev_score_cum"
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Per distinct score (descending), cumulative pair and true-pair counts.
+
+    Attributes
+    ----------
+    levels
+        Truth levels with a ``tp`` array.
+    score
+        Distinct scores as doubles, descending (NaN, if any, first: DuckDB's order).
+    n
+        Pairs with exactly this score.
+    pairs
+        Pairs scored ``>= score``.
+    tp
+        Level -> pairs scored ``>= score`` within one entity of the level.
+    """
+
+    levels: tuple[str, ...]
+    score: np.ndarray
+    n: np.ndarray
+    pairs: np.ndarray
+    tp: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a dict: ``score``, ``n``, ``pairs``, ``tp_<level>``."""
+        out: dict[str, Any] = {
+            "score": float(self.score[i]),
+            "n": int(self.n[i]),
+            "pairs": int(self.pairs[i]),
+        }
+        return out | {_tp(lv): int(a[i]) for lv, a in self.tp.items()}
+
+    def empty_row(self) -> dict[str, Any]:
+        return {"pairs": 0} | {_tp(lv): 0 for lv in self.levels}
 
 
 def _tp(level: str) -> str:
     return f"tp_{level}"
 
 
-def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTables) -> None:
-    """Create ``ev_score_cum``: per distinct score, cumulative pair and true-pair counts.
+def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTables) -> ScoreTable:
+    """Reduce the scored pairs to a :class:`ScoreTable` (NULL scores are ignored).
 
-    Columns: ``score``, ``n`` (pairs with exactly this score), ``pairs`` (pairs scored
-    ``>= score``) and ``tp_<level>`` (those within one entity of the level). Pairs with a
-    NULL score are ignored.
+    One DuckDB pass joins every pair to ``ev_base`` and sorts it by score (parallel);
+    the running sums and the distinct-score boundaries are then computed in numpy over
+    the sorted column, which is much cheaper than a SQL window over every distinct
+    score. Scores are compared as doubles.
     """
-    same = ",\n".join(
-        f"SUM(CASE WHEN a.{col} = b.{col} THEN 1 ELSE 0 END) AS {_tp(lv)}"
+    same = ", ".join(
+        f"COALESCE(a.{col} = b.{col}, FALSE) AS {_tp(lv)}"
         for lv, col in LEVELS.items()
         if lv in tables.levels
     )
-    cum = ",\n".join(f"SUM({_tp(lv)}) OVER w AS {_tp(lv)}" for lv in tables.levels)
-    engine.execute(
+    arrays = engine.query(
         con,
         f"""
-        CREATE OR REPLACE TABLE {_CUM} AS
-        WITH hist AS (
-            SELECT p.score, COUNT(*) AS n,
-                   {same}
-            FROM {engine.quote_ident(pairs)} AS p
-            JOIN {tables.base} AS a ON p.record_id_l = a.record_id
-            JOIN {tables.base} AS b ON p.record_id_r = b.record_id
-            WHERE p.score IS NOT NULL
-            GROUP BY p.score
-        )
-        SELECT score, n, SUM(n) OVER w AS pairs, {cum}
-        FROM hist
-        -- scores are distinct here, so the default RANGE frame is a running sum
-        WINDOW w AS (ORDER BY score DESC)
+        SELECT CAST(p.score AS DOUBLE) AS score, {same}
+        FROM {engine.quote_ident(pairs)} AS p
+        JOIN {tables.base} AS a ON p.record_id_l = a.record_id
+        JOIN {tables.base} AS b ON p.record_id_r = b.record_id
+        WHERE p.score IS NOT NULL
+        ORDER BY score DESC
         """,
         step="evaluation: score histogram",
     )
+    score = arrays.column("score").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    m = len(score)
+    if m == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return ScoreTable(tables.levels, score, z, z, {lv: z for lv in tables.levels})
+    nan = np.isnan(score)
+    # last row of each run of equal scores (NaNs form one run, as in GROUP BY)
+    new = (score[1:] != score[:-1]) & ~(nan[1:] & nan[:-1])
+    ends = np.append(np.flatnonzero(new), m - 1)
+    cum_pairs = (ends + 1).astype(np.int64)
+    n = np.empty_like(cum_pairs)
+    n[0] = cum_pairs[0]
+    np.subtract(cum_pairs[1:], cum_pairs[:-1], out=n[1:])
+    tp = {
+        lv: np.cumsum(arrays.column(_tp(lv)).to_numpy(zero_copy_only=False), dtype=np.int64)[ends]
+        for lv in tables.levels
+    }
+    return ScoreTable(tables.levels, score[ends], n, cum_pairs, tp)
 
 
-def _totals(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> dict[str, Any]:
-    """The last row of ``ev_score_cum`` (all pairs), zeros when there are no pairs."""
-    cols = ", ".join(_tp(lv) for lv in tables.levels)
-    rows = engine.query(
-        con,
-        f"SELECT pairs, {cols} FROM {_CUM} ORDER BY score ASC LIMIT 1",
-        step="evaluation: candidate totals",
-    ).to_pylist()
-    return rows[0] if rows else {"pairs": 0} | {_tp(lv): 0 for lv in tables.levels}
+def _totals(scores: ScoreTable) -> dict[str, Any]:
+    """The last row (all pairs), zeros when there are no pairs."""
+    return scores.row(len(scores) - 1) if len(scores) else scores.empty_row()
 
 
-def _accepted(
-    con: duckdb.DuckDBPyConnection, tables: EvalTables, threshold: float
-) -> dict[str, Any]:
-    """Cumulative counts of the pairs scored ``>= threshold``."""
-    cols = ", ".join(_tp(lv) for lv in tables.levels)
-    rows = engine.query(
-        con,
-        f"SELECT pairs, {cols} FROM {_CUM} WHERE score >= ? ORDER BY score ASC LIMIT 1",
-        [float(threshold)],
-        step="evaluation: pairs at the matcher's threshold",
-    ).to_pylist()
-    return rows[0] if rows else {"pairs": 0} | {_tp(lv): 0 for lv in tables.levels}
+def _accepted(scores: ScoreTable, threshold: float) -> dict[str, Any]:
+    """Cumulative counts of the pairs scored ``>= threshold`` (NaN counts as highest)."""
+    k = int(np.count_nonzero((scores.score >= float(threshold)) | np.isnan(scores.score)))
+    return scores.row(k - 1) if k else scores.empty_row()
 
 
 def _stage(name: str, pairs: int, tp: int, true_pairs: int) -> dict[str, Any]:
@@ -151,8 +191,7 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def candidate_metrics(
-    con: duckdb.DuckDBPyConnection,
-    tables: EvalTables,
+    scores: ScoreTable,
     core: Mapping[str, Mapping[str, Any]],
     *,
     threshold: float | None = None,
@@ -161,8 +200,8 @@ def candidate_metrics(
 
     Parameters
     ----------
-    con, tables
-        The evaluation connection and tables, with ``ev_score_cum`` built.
+    scores
+        The :class:`ScoreTable` of the candidate pairs.
     core
         Level -> the partition metrics of :func:`bench.metrics.evaluate`.
     threshold
@@ -174,11 +213,11 @@ def candidate_metrics(
     dict
         Level -> block described in the module docstring.
     """
-    totals = _totals(con, tables)
-    accepted = _accepted(con, tables, threshold) if threshold is not None else None
+    totals = _totals(scores)
+    accepted = _accepted(scores, threshold) if threshold is not None else None
     out: dict[str, dict[str, Any] | None] = {}
     for level in LEVELS:
-        if level not in tables.levels:
+        if level not in scores.levels:
             out[level] = None
             continue
         m = core[level]
@@ -234,8 +273,7 @@ def _point(level: str, row: Mapping[str, Any], true_pairs: int) -> dict[str, Any
 
 
 def curve(
-    con: duckdb.DuckDBPyConnection,
-    tables: EvalTables,
+    scores: ScoreTable,
     true_pairs: Mapping[str, int],
     *,
     n_points: int = 100,
@@ -247,54 +285,32 @@ def curve(
     level has at most ``n_points + 2`` points. Each point: ``level``, ``threshold``,
     ``pairs``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``, ``f0_5``.
     """
-    cols = ", ".join(_tp(lv) for lv in tables.levels)
-    total = to_int(_totals(con, tables)["pairs"])
-    if total == 0:
+    if len(scores) == 0:
         return []
-    rows = engine.query(
-        con,
-        f"""
-        SELECT score, pairs, {cols} FROM {_CUM}
-        WHERE pairs = n OR pairs = ?
-           OR FLOOR(CAST(pairs AS DOUBLE) * ? / ?) > FLOOR(CAST(pairs - n AS DOUBLE) * ? / ?)
-        ORDER BY score DESC
-        """,
-        [total, n_points, total, n_points, total],
-        step="evaluation: precision-recall curve",
-    ).to_pylist()
-    return [_point(lv, r, true_pairs[lv]) for lv in tables.levels for r in rows]
+    pairs, n = scores.pairs, scores.n
+    total = int(pairs[-1])
+    # the same doubles as the former SQL: CAST(pairs AS DOUBLE) * n_points / total
+    hi = np.floor(pairs.astype(np.float64) * n_points / total)
+    lo = np.floor((pairs - n).astype(np.float64) * n_points / total)
+    idx = np.flatnonzero((pairs == n) | (pairs == total) | (hi > lo))
+    rows = [scores.row(int(i)) for i in idx]
+    return [_point(lv, r, true_pairs[lv]) for lv in scores.levels for r in rows]
 
 
-def _best_rows(
-    con: duckdb.DuckDBPyConnection,
-    level: str,
-    true_pairs: int,
-    orders: Sequence[tuple[str, str, str, list[Any]]],
-) -> dict[str, dict[str, Any] | None]:
-    """One top-1 lookup per ``(name, where, order by, params)``, in one statement."""
-    tp = _tp(level)
-    parts, params = [], []
-    for name, where, order, ps in orders:
-        parts.append(
-            f"SELECT * FROM (SELECT {engine.literal(name)} AS what, score, pairs, {tp} "
-            f"FROM {_CUM} WHERE {where} ORDER BY {order}, score DESC LIMIT 1) AS x"
-        )
-        params.extend(ps)
-    rows = engine.query(
-        con, "\nUNION ALL\n".join(parts), params, step=f"evaluation: thresholds ({level})"
-    ).to_pylist()
-    found = {r["what"]: _point(level, r, true_pairs) for r in rows}
-    return {name: found.get(name) for name, *_ in orders}
+def _first(values: np.ndarray, *, largest: bool) -> int:
+    """Index of the first maximum (``largest``) or minimum: the highest score on ties."""
+    return int(np.argmax(values) if largest else np.argmin(values))
 
 
 def threshold_summary(
-    con: duckdb.DuckDBPyConnection,
-    tables: EvalTables,
+    scores: ScoreTable,
     true_pairs: Mapping[str, int],
     *,
     recall_levels: Sequence[float] = RECALL_LEVELS,
 ) -> dict[str, dict[str, Any] | None]:
     """Best-F1 / best-F0.5 thresholds and precision at fixed recall, per level.
+
+    Exact over every distinct score (numpy scans of the :class:`ScoreTable`).
 
     Returns
     -------
@@ -305,43 +321,42 @@ def threshold_summary(
         recall levels have ``threshold`` and ``precision`` ``None``.
     """
     out: dict[str, dict[str, Any] | None] = dict.fromkeys(LEVELS)
-    has_pairs = to_int(_totals(con, tables)["pairs"]) > 0
-    for level in tables.levels:
-        t = true_pairs[level]
-        if not has_pairs or t == 0:
+    if len(scores) == 0:
+        return out
+    pairs = scores.pairs
+    for level in scores.levels:
+        t = int(true_pairs[level])
+        if t == 0:
             continue
-        tp = _tp(level)
-        orders = [
-            # 2 tp / (T + pairs) and 1.25 tp / (0.25 T + pairs) are the F formulas of
-            # bench.metrics with fp and fn expanded: the same doubles, bit for bit.
-            ("best_f1", "TRUE", f"2.0 * {tp} / (? + pairs) DESC", [t]),
-            ("best_f0_5", "TRUE", f"1.25 * {tp} / (0.25 * ? + pairs) DESC", [t]),
-        ]
-        orders += [
-            (f"recall_{r!r}", f"CAST({tp} AS DOUBLE) / ? >= ?", "score DESC", [t, float(r)])
-            for r in recall_levels
-        ]
-        best = _best_rows(con, level, t, orders)
+        tp = scores.tp[level]
+        # 2 tp / (T + pairs) and 1.25 tp / (0.25 T + pairs) are the F formulas of
+        # bench.metrics with fp and fn expanded: the same doubles, bit for bit.
+        f1 = _first(2.0 * tp / (t + pairs), largest=True)
+        f05 = _first(1.25 * tp / (0.25 * t + pairs), largest=True)
+        # recall (tp / T as a double) is non-decreasing down the table: the first row
+        # reaching a level, i.e. the highest such threshold, by binary search
+        recall = tp / t
         at_recall = []
         for r in recall_levels:
-            p = best[f"recall_{r!r}"]
+            i = int(np.searchsorted(recall, float(r), side="left"))
             at_recall.append(
                 {"recall_level": r}
                 | (
-                    p
-                    if p is not None
+                    _point(level, scores.row(i), t)
+                    if i < len(recall)
                     else {"threshold": None, "precision": None, "recall": None, "pairs": None}
                 )
             )
-        out[level] = {"best_f1": best["best_f1"], "best_f0_5": best["best_f0_5"]} | {
-            "at_recall": at_recall
+        out[level] = {
+            "best_f1": _point(level, scores.row(f1), t),
+            "best_f0_5": _point(level, scores.row(f05), t),
+            "at_recall": at_recall,
         }
     return out
 
 
 def cost_thresholds(
-    con: duckdb.DuckDBPyConnection,
-    tables: EvalTables,
+    scores: ScoreTable,
     true_pairs: Mapping[str, int],
     *,
     cost_ratios: Sequence[float] = COST_RATIOS,
@@ -355,26 +370,15 @@ def cost_thresholds(
         added; ``None`` for a missing level, ``[]`` when no pair was scored.
     """
     out: dict[str, list[dict[str, Any]] | None] = dict.fromkeys(LEVELS)
-    has_pairs = to_int(_totals(con, tables)["pairs"]) > 0
-    for level in tables.levels:
-        if not has_pairs:
+    for level in scores.levels:
+        if len(scores) == 0:
             out[level] = []
             continue
-        t, tp = true_pairs[level], _tp(level)
-        orders = [
-            (
-                f"cost_{c!r}",
-                "TRUE",
-                f"CAST(? AS DOUBLE) * (pairs - {tp}) + (? - {tp}) ASC",
-                [float(c), t],
-            )
-            for c in cost_ratios
-        ]
-        best = _best_rows(con, level, t, orders)
+        t, tp = int(true_pairs[level]), scores.tp[level]
         rows = []
         for c in cost_ratios:
-            p = best[f"cost_{c!r}"]
-            assert p is not None  # there is at least one scored pair
+            i = _first(float(c) * (scores.pairs - tp) + (t - tp), largest=False)
+            p = _point(level, scores.row(i), t)
             rows.append({"cost_ratio": c, "cost": c * p["fp"] + p["fn"]} | p)
         out[level] = rows
     return out

@@ -477,12 +477,12 @@ def test_sweep_and_hazards_match_brute_force(con, case):
             }
         ),
     )
-    build_score_table(con, "t_pairs", tables)
+    scores = build_score_table(con, "t_pairs", tables)
     truth_of = {"person": persons, "household": households}
     true_pairs = {lv: core[lv]["true_pairs"] for lv in tables.levels}
-    pts = curve(con, tables, true_pairs)
-    summary = threshold_summary(con, tables, true_pairs)
-    cost = cost_thresholds(con, tables, true_pairs)
+    pts = curve(scores, true_pairs)
+    summary = threshold_summary(scores, true_pairs)
+    cost = cost_thresholds(scores, true_pairs)
     for lv, ent in truth_of.items():
         t = sum(1 for i, j in all_pairs if ent[i] == ent[j])
         assert t == true_pairs[lv]
