@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Self
 
 from splink import DuckDBAPI, Linker, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
+from splink.internals.exceptions import EMTrainingException
 
 from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
 from bench.engine import query, quote_ident, table_columns
@@ -86,6 +87,23 @@ def _rule(rule: str | Sequence[str]) -> Any:
 
 def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def _populated_columns(ctx: MatchContext) -> dict[str, str]:
+    """Columns (name -> SQL type) of the records that hold values in at least two records.
+
+    A column that exists but is empty (e.g. names on anonymous cookie records) cannot be
+    compared and would leave its EM session without pairs.
+    """
+    columns = table_columns(ctx.con, ctx.records)
+    counts = query(
+        ctx.con,
+        "SELECT "
+        + ", ".join(f"count({quote_ident(c)}) AS {quote_ident(c)}" for c in columns)
+        + f" FROM {quote_ident(ctx.records)}",
+        step="splink: populated columns",
+    ).to_pylist()[0]
+    return {c: t for c, t in columns.items() if counts[c] >= 2}
 
 
 def _count_records(ctx: MatchContext) -> int:
@@ -222,7 +240,7 @@ class SplinkMatcher(BaseMatcher):
     """
 
     name: ClassVar[str] = "splink"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 
     def __init__(
@@ -263,7 +281,7 @@ class SplinkMatcher(BaseMatcher):
         if "comparisons" in user:
             merged = {"link_type": self.link_type, "unique_id_column_name": "record_id", **user}
         else:
-            columns = table_columns(ctx.con, ctx.records)
+            columns = _populated_columns(ctx)
             if not any(c in columns for c in PII_COLUMNS):
                 msg = (
                     "splink: the records have none of the PII columns the built-in model "
@@ -302,7 +320,7 @@ class SplinkMatcher(BaseMatcher):
         plan["blocking_budget"] = budget
         if trained:
             return plan
-        columns = ctx.columns()
+        columns = _populated_columns(ctx)
         rules = deterministic_rules(columns)
         user_prior = "probability_two_random_records_match" in _load_settings(self.settings)
         if rules and not user_prior:
@@ -426,14 +444,22 @@ class SplinkMatcher(BaseMatcher):
             linker.training.estimate_u_using_random_sampling(**plan["u"])
             phases["u_estimation"] = time.perf_counter() - t0
         training: list[Any] = []
+        em_skipped: list[Any] = []
         em_sampling: list[dict[str, Any]] = []
         if plan["em"]:
             t0 = time.perf_counter()
             for step in plan["em"]:
                 kwargs = {k: v for k, v in step.items() if k != "blocking_rule"}
-                session = linker.training.estimate_parameters_using_expectation_maximisation(
-                    _rule(step["blocking_rule"]), **kwargs
-                )
+                try:
+                    session = linker.training.estimate_parameters_using_expectation_maximisation(
+                        _rule(step["blocking_rule"]), **kwargs
+                    )
+                except EMTrainingException as exc:
+                    # A rule whose block is empty in this dataset trains nothing; the
+                    # other sessions still cover its comparisons.
+                    log.warning("splink: EM session %s skipped: %s", step["blocking_rule"], exc)
+                    em_skipped.append(step["blocking_rule"])
+                    continue
                 training.append(step["blocking_rule"])
                 em_sampling.append(_em_sampling_info(session))
             phases["em"] = time.perf_counter() - t0
@@ -442,6 +468,7 @@ class SplinkMatcher(BaseMatcher):
         self.fit_diagnostics_ = {
             "trained_here": not plan["trained"],
             "training_rules": training,
+            "em_skipped": em_skipped,
             "em_sampling": em_sampling,
             "blocking_budget": plan["blocking_budget"],
             "phases": phases,
