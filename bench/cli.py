@@ -246,7 +246,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = (
         Path(args.out)
         if args.out
-        else Path("datasets/generated") / (f"{recipe.name}-{args.size}-s{args.seed}")
+        else Path("datasets/generated") / f"{recipe.dataset_name}-s{args.seed}"
     )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console

@@ -234,6 +234,9 @@ class Results:
 
     records: list[dict[str, Any]]
     suite_dir: Path | None = None
+    #: When set, single-dataset figures draw this dataset (fingerprint) instead of the
+    #: primary one; :func:`render_all` sets it to draw those figures per dataset.
+    focus: str | None = None
     labels: dict[str, str] = field(init=False)
     colours: dict[str, str] = field(init=False)
 
@@ -284,6 +287,8 @@ class Results:
         hazards, monthly) draw the runs on this dataset only.
         """
         recs = self.ok() if records is None else list(records)
+        if self.focus is not None:
+            return self.focus if any(dataset_key(r) == self.focus for r in recs) else None
         count: dict[str, int] = defaultdict(int)
         size: dict[str, int] = {}
         for r in recs:
@@ -892,7 +897,8 @@ def fig_degradation(results: Results) -> Drawing | Skip:
         if ticks is not None:
             ax.set_xticks(range(len(ticks)), ticks, rotation=20, ha="right")
         ax.set_title(metric_label(key), fontsize=10)
-    also = f" (with {', '.join(sweep.covaried)})" if sweep.covaried else ""
+    # Knobs that move together are listed in the caption; the title names the first only.
+    also = f" and {len(sweep.covaried)} knob(s) moving with it" if sweep.covaried else ""
     fig.suptitle(f"{title}: F1 as {sweep.knob}{also} grows", fontsize=11)
     _legend(fig, _handles(results, kinds, kinds, lines=True), below=True)
 
@@ -916,7 +922,9 @@ def fig_degradation(results: Results) -> Drawing | Skip:
             drops.append(f"by {d:+.3f} on average for {kind} matchers")
     b_lo, b_hi = best_at(lo_fp), best_at(hi_fp)
     caption = (
-        f"Each line is one matcher on datasets that differ only in {sweep.knob}{also}: "
+        f"Each line is one matcher on datasets that differ only in {sweep.knob}"
+        + (f" (moving with {', '.join(sweep.covaried)})" if sweep.covaried else "")
+        + ": "
         f"pairwise F1 (left) and B-cubed F1 (right) as the knob goes from {lo_v} to {hi_v}. "
         f"Solid lines are deterministic matchers, dashed probabilistic. "
         f"From {lo_v} to {hi_v}, B-cubed F1 changes "
@@ -1252,7 +1260,14 @@ def render_all(results: Results, out_dir: Path) -> dict[str, Rendered | Skip]:
     so ``out_dir`` only holds figures of the current results.
     """
     out: dict[str, Rendered | Skip] = {}
+    names = {dataset_key(r): str((r.get("dataset") or {}).get("name")) for r in results.ok()}
+    primary = results.primary_dataset()
+    # the primary dataset first (its figures keep the plain name), then the others
+    datasets = sorted(names.items(), key=lambda kv: (kv[0] != primary, kv[1]))
     for name, func in FIGURES.items():
+        if name in PER_DATASET and len(datasets) > 1:
+            out.update(_render_per_dataset(results, name, func, datasets, out_dir))
+            continue
         drawn = func(results)
         if isinstance(drawn, Skip):
             log.info("figure %s not drawn: %s (%s)", name, drawn.reason, drawn.hint)
@@ -1260,6 +1275,39 @@ def render_all(results: Results, out_dir: Path) -> dict[str, Rendered | Skip]:
             out[name] = drawn
         else:
             out[name] = save_drawing(drawn, name, out_dir, results)
+    return out
+
+
+#: Figures that compare matchers on one dataset; a suite of several datasets gets one each.
+PER_DATASET = ("pareto", "precision_recall", "hazards", "monthly")
+
+
+def _render_per_dataset(
+    results: Results,
+    name: str,
+    func: FigureFunc,
+    datasets: list[tuple[str, str]],
+    out_dir: Path,
+) -> dict[str, Rendered | Skip]:
+    """Draw ``name`` per dataset: the first (primary) as ``<name>``, others ``<name>-<dataset>``."""
+    for stale in out_dir.glob(f"{name}*.*"):
+        stale.unlink()
+    out: dict[str, Rendered | Skip] = {}
+    last_skip: Skip | None = None
+    try:
+        for fp, ds_name in datasets:
+            results.focus = fp
+            drawn = func(results)
+            if isinstance(drawn, Skip):
+                last_skip = drawn
+                log.info("figure %s not drawn for %s: %s", name, ds_name, drawn.reason)
+                continue
+            stem = name if fp == datasets[0][0] else f"{name}-{ds_name}"
+            out[stem] = save_drawing(drawn, name, out_dir, results, stem=stem)
+    finally:
+        results.focus = None
+    if not out and last_skip is not None:
+        out[name] = last_skip
     return out
 
 

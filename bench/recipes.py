@@ -260,8 +260,15 @@ class Recipe:
 
     @property
     def dataset_name(self) -> str:
-        """``<name>-<size>``, the dataset's name in its manifest."""
-        return f"{self.name}-{self.size}"
+        """``<name>-<size>``, plus ``-o<hash>`` of the parameters when overrides apply.
+
+        Datasets of one recipe that differ by overrides (a sweep) get distinct names
+        and directories.
+        """
+        if not self.overrides:
+            return f"{self.name}-{self.size}"
+        digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
+        return f"{self.name}-{self.size}-o{digest[:8]}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form stored in the dataset manifest."""
@@ -566,12 +573,7 @@ def ensure_generated(
     from bench.datagen import GENERATOR_VERSION, generate
 
     recipe = load_recipe(name, size=size, overrides=overrides)
-    # Datasets that differ only by overrides (a sweep suite) get directories of their own.
-    tag = ""
-    if overrides:
-        digest = hashlib.sha256(json.dumps(recipe.params, sort_keys=True).encode()).hexdigest()
-        tag = f"-o{digest[:8]}"
-    out = Path(root) / f"{recipe.name}-{size}-s{seed}{tag}"
+    out = Path(root) / f"{recipe.dataset_name}-s{seed}"
     if _manifest_matches(out, recipe, seed, GENERATOR_VERSION):
         log.info("dataset %s is up to date", out)
         return out

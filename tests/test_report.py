@@ -56,7 +56,21 @@ def test_html_is_self_contained(built: Path) -> None:
     text = (built / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", text)
     assert "<link" not in text and "<script" not in text
-    assert text.count('src="data:image/png;base64,') == len(plot.FIGURES)
+    assert text.count('src="data:image/png;base64,') == len(list((built / "figures").glob("*.png")))
+
+
+def test_single_dataset_figures_are_drawn_for_every_dataset(built: Path) -> None:
+    names = {r["dataset"]["name"] for r in _records() if r["status"] == "ok"}
+    figures = built / "figures"
+    for figure in ("pareto", "precision_recall"):
+        drawn = {p.stem for p in figures.glob(f"{figure}*.png")}
+        # the primary dataset keeps the plain name, every other dataset gets a suffix
+        assert len(drawn) == len(names), drawn
+        assert figure in drawn
+        sidecars = [
+            json.loads(p.with_suffix(".json").read_text()) for p in figures.glob(f"{figure}*.png")
+        ]
+        assert all(s["figure"] == figure and s["run_ids"] for s in sidecars)
 
 
 def test_every_figure_drawn_with_png_svg_sidecar(built: Path) -> None:
