@@ -208,5 +208,6 @@ def test_evaluate_run_speed(benchmark: Any, run_files: tuple[Dataset, Path], sco
             extended_steps_s=round(sum(v for k, v in steps.items() if k not in CORE_STEPS), 3),
         )
     # the median of this scope's rounds, to set beside the other scope's
-    info["median_s"] = round(benchmark.stats.stats.median, 3)
+    if benchmark.stats is not None:  # None in the quick (benchmark-disabled) mode
+        info["median_s"] = round(benchmark.stats.stats.median, 3)
     benchmark.extra_info.update(info)
