@@ -17,6 +17,8 @@ from typing import Any, Literal
 import splink.comparison_library as cl
 from splink import SettingsCreator, block_on
 
+from matchers.blocking import PAIR_BLOCKS
+
 __all__ = [
     "ID_COLUMNS",
     "PII_COLUMNS",
@@ -170,20 +172,7 @@ def prediction_rules(columns: Mapping[str, str] | Sequence[str]) -> list[Any]:
     8M pairs; the matcher's ``max_comparisons`` budget is the guard for data where a
     rule still explodes (a junk e-mail shared by thousands of records).
     """
-    pairs_of_fields = (
-        ("given_name", "family_name"),
-        ("family_name", "dob"),
-        ("given_name", "dob"),
-        ("postcode", "family_name"),
-        ("postcode", "given_name"),
-        ("postcode", "dob"),
-        ("dob", "city"),
-        ("street", "house_number"),
-        ("postcode", "house_number"),
-        ("email",),
-        ("phone",),
-        *((c,) for c in ID_COLUMNS),
-    )
+    pairs_of_fields = (*PAIR_BLOCKS, *((c,) for c in ID_COLUMNS))
     rules: list[Any] = [block_on(*cols) for cols in pairs_of_fields if _present(columns, *cols)]
     # Typos hit every field sooner or later: prefixes and swapped name parts recover
     # true pairs that no exact pair of fields admits (on FEBRL4: blocking recall 0.997).
