@@ -320,6 +320,9 @@ def _field(rec: dict[str, Any], name: str) -> Any:
     value = rec.get(name)
     if value is None:
         value = _person(rec).get(name)
+    if isinstance(value, list):
+        # rows of several truth levels: the figures draw the person level
+        value = [row for row in value if row.get("level", "person") == "person"]
     return value or None
 
 

@@ -220,3 +220,14 @@ def test_fit_exponent() -> None:
     ns = [1e3, 1e4, 1e5]
     assert plot.fit_exponent(ns, [n**2 * 1e-6 for n in ns]) == pytest.approx(2.0)
     assert plot.fit_exponent([1e3, 1e3], [1.0, 2.0]) is None
+
+
+def test_figures_draw_the_person_level_of_stored_series() -> None:
+    rec = {
+        "curves": [
+            {"level": "household", "threshold": 0.5, "precision": 0.1, "recall": 0.9},
+            {"level": "person", "threshold": 0.5, "precision": 0.8, "recall": 0.4},
+        ]
+    }
+    assert plot._field(rec, "curves") == [rec["curves"][1]]
+    assert plot._field({"monthly": [{"month": "2024-01"}]}, "monthly") == [{"month": "2024-01"}]
