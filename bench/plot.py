@@ -1121,7 +1121,7 @@ def fig_monthly(results: Results) -> Drawing | Skip:
         ax.set_title(metric_label(key), fontsize=10)
         ax.set_ylim(0, 1.02)
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("value (person, pairs within the month)")
+    axes[0].set_ylabel("value (person; the month's records vs their whole person)")
     fig.suptitle(f"{title} on {_dataset_name(runs[0])}", fontsize=11)
     _legend(fig, _handles(results, kinds, kinds, lines=True), below=True)
 
