@@ -49,8 +49,7 @@ WITH ent AS (
     WHERE amount IS NOT NULL GROUP BY {entity}
 ),
 true_top AS (SELECT e FROM ent WHERE amt > 0 ORDER BY amt DESC, e LIMIT {k}),
-clu AS (SELECT c, SUM(amount) AS amt FROM {base} WHERE amount IS NOT NULL GROUP BY c),
-top_clusters AS (SELECT c FROM clu WHERE amt > 0 ORDER BY amt DESC, c LIMIT {k}),
+top_clusters AS (SELECT c FROM ev_top_clusters),
 majority AS (
     SELECT c, e FROM (
         SELECT x.c, x.e, ROW_NUMBER() OVER (PARTITION BY x.c ORDER BY x.n DESC, x.e) AS rn
@@ -63,6 +62,15 @@ SELECT
     (SELECT COUNT(*) FROM top_clusters) AS k_clusters,
     (SELECT COUNT(DISTINCT e) FROM majority) AS distinct_entities,
     (SELECT COUNT(*) FROM true_top WHERE e IN (SELECT e FROM majority)) AS found
+"""
+
+# The top clusters do not depend on the level: ranked once for all levels.
+_TOP_CLUSTERS_SQL = """
+CREATE OR REPLACE TABLE ev_top_clusters AS
+SELECT c FROM (
+    SELECT c, SUM(amount) AS amt FROM {base} WHERE amount IS NOT NULL GROUP BY c
+) AS clu
+WHERE amt > 0 ORDER BY amt DESC, c LIMIT {k}
 """
 
 _WRONG_SQL = """
@@ -104,6 +112,12 @@ def business_metrics(
         msg = f"top_k must be at least 1, got {top_k}"
         raise ValueError(msg)
     out: dict[str, dict[str, Any] | None] = dict.fromkeys(LEVELS)
+    if tables.has_amount:
+        engine.execute(
+            con,
+            _TOP_CLUSTERS_SQL.format(base=tables.base, k=int(top_k)),
+            step=f"evaluation: top-{top_k} clusters",
+        )
     for level in tables.levels:
         m = core[level]
         cells = tables.cells(level)

@@ -1,11 +1,11 @@
 """Scored-pair metrics: blocking, stage attribution and threshold sweeps.
 
 For matchers that emit candidate pairs (``record_id_l, record_id_r, score``). The pairs
-are joined to the truth once, sorted by score in DuckDB and reduced in numpy to a
+are joined to the truth once, sorted by score in numpy and reduced to a
 :class:`ScoreTable`: for each distinct score ``s`` (in descending order) the number of
 pairs scored ``>= s`` and how many of them are true at each level. Every quantity below
 is a lookup or a vectorised scan of that table, so the cost is one join and one sort of
-the candidate pairs; no pair outside the candidates is ever formed. (Until the
+the candidate scores; no pair outside the candidates is ever formed. (Until the
 evaluation-speed work the table was a SQL window over ``ev_score_cum``; the numbers are
 the same, bit for bit: the selections use the same double expressions.)
 
@@ -119,10 +119,12 @@ def _tp(level: str) -> str:
 def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTables) -> ScoreTable:
     """Reduce the scored pairs to a :class:`ScoreTable` (NULL scores are ignored).
 
-    One DuckDB pass joins every pair to ``ev_base`` and sorts it by score (parallel);
-    the running sums and the distinct-score boundaries are then computed in numpy over
-    the sorted column, which is much cheaper than a SQL window over every distinct
-    score. Scores are compared as doubles.
+    One DuckDB pass joins every pair to ``ev_base`` (parallel, unordered); the scores
+    are then sorted in numpy (SIMD sort, far cheaper than DuckDB's ORDER BY of the
+    joined rows) and the cumulative true-pair counts at each distinct score are binary
+    searches in the sorted scores of the true pairs of each level, so no argsort or
+    gather of the flags is needed. Scores are compared as doubles; NaN counts as the
+    highest score (DuckDB's order).
     """
     same = ", ".join(
         f"COALESCE(a.{col} = b.{col}, FALSE) AS {_tp(lv)}"
@@ -137,28 +139,54 @@ def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTa
         JOIN {tables.base} AS a ON p.record_id_l = a.record_id
         JOIN {tables.base} AS b ON p.record_id_r = b.record_id
         WHERE p.score IS NOT NULL
-        ORDER BY score DESC
         """,
         step="evaluation: score histogram",
     )
-    score = arrays.column("score").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    m = len(score)
+    raw = arrays.column("score").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    m = len(raw)
     if m == 0:
         z = np.zeros(0, dtype=np.int64)
-        return ScoreTable(tables.levels, score, z, z, {lv: z for lv in tables.levels})
+        return ScoreTable(tables.levels, raw, z, z, {lv: z for lv in tables.levels})
+    # Large temporaries are few and sorted / updated in place: fresh pages are what
+    # this step mostly costs on a loaded machine.
+    # the true pairs' scores of each level, ascending with NaNs last
+    true_scores = {}
+    for lv in tables.levels:
+        ts = raw[arrays.column(_tp(lv)).to_numpy(zero_copy_only=False)]
+        ts.sort()
+        true_scores[lv] = ts
+    del arrays
+    if not raw.flags.writeable:
+        raw = raw.copy()
+    # ascending with NaNs last, reversed: descending with NaNs first
+    raw.sort()
+    score = raw[::-1]
     nan = np.isnan(score)
     # last row of each run of equal scores (NaNs form one run, as in GROUP BY)
-    new = (score[1:] != score[:-1]) & ~(nan[1:] & nan[:-1])
-    ends = np.append(np.flatnonzero(new), m - 1)
-    cum_pairs = (ends + 1).astype(np.int64)
+    last = np.empty(m, dtype=bool)
+    np.not_equal(score[1:], score[:-1], out=last[:-1])
+    last[:-1] &= ~(nan[1:] & nan[:-1])
+    last[-1] = True
+    del nan
+    ends = np.flatnonzero(last)
+    del last
+    distinct = score[ends]
+    del raw, score
+    cum_pairs = ends
+    cum_pairs += 1
     n = np.empty_like(cum_pairs)
     n[0] = cum_pairs[0]
     np.subtract(cum_pairs[1:], cum_pairs[:-1], out=n[1:])
-    tp = {
-        lv: np.cumsum(arrays.column(_tp(lv)).to_numpy(zero_copy_only=False), dtype=np.int64)[ends]
-        for lv in tables.levels
-    }
-    return ScoreTable(tables.levels, score[ends], n, cum_pairs, tp)
+    tp = {}
+    for lv, ts in true_scores.items():
+        n_nan = int(np.count_nonzero(np.isnan(ts)))
+        finite = ts[: len(ts) - n_nan]
+        # true pairs scored >= s: the finite ones >= s plus every NaN-scored one (a NaN
+        # s sorts after every finite score, so it counts the NaNs only)
+        below = np.searchsorted(finite, distinct, side="left")
+        np.subtract(len(finite) + n_nan, below, out=below)
+        tp[lv] = below
+    return ScoreTable(tables.levels, distinct, n, cum_pairs, tp)
 
 
 def _totals(scores: ScoreTable) -> dict[str, Any]:
