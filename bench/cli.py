@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from bench import __version__
@@ -149,14 +151,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.suite import default_suite_path, load_suite
 
     results_root = Path(args.results)
+    suite = load_suite(args.suite or default_suite_path())
     if args.recompute:
-        n, problems = recompute(results_root)
+        n, problems = recompute(results_root / suite.name)
         for p in problems:
-            err.print(f"[yellow]not recomputed[/]: {p}")
-        console.print(f"recomputed the metrics of {n} stored run(s) under {results_root}")
+            err.print(f"[yellow]not recomputed[/]: {escape(p)}")
+        console.print(
+            f"recomputed the metrics of {n} stored run(s) under {results_root / suite.name}"
+        )
         return 1 if problems else 0
 
-    suite = load_suite(args.suite or default_suite_path())
+    def terminate(signum: int, frame: object) -> None:
+        # SIGTERM / SIGHUP stop like Ctrl-C: the current run is killed, nothing half-stored
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -215,7 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = [r for r in all_records if r["status"] in ("error", "timeout")]
     for r in failed:
         err.print(
-            f"[red]{r['status']}[/] {r['matcher']['label']} on {r['dataset']['name']}: {r['error']}"
+            f"[red]{r['status']}[/] {escape(r['matcher']['label'])} on "
+            f"{escape(r['dataset']['name'])}: {escape(str(r['error']))}"
         )
     console.print(f"records stored under {results_root / suite.name}")
     if not args.no_report:
@@ -332,7 +343,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             Path(args.results) / args.suite, args.figure, Path(args.out) if args.out else None
         )
     except PlotError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     for p in paths:
         console.print(str(p))
@@ -366,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     p.add_argument(
-        "--recompute", action="store_true", help="re-derive metrics of stored runs from raw outputs"
+        "--recompute",
+        action="store_true",
+        help="re-derive the metrics of the suite's stored runs from their raw outputs",
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.set_defaults(func=cmd_run)
@@ -450,7 +463,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (SuiteError, DatasetError, RegistryError, RecipeError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        return 2
+    except (ValueError, TypeError) as exc:
+        if args.verbose:
+            raise
+        err.print(f"[red]error:[/] {escape(str(exc))} (run with -v for the traceback)")
         return 2
 
 

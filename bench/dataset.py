@@ -208,7 +208,7 @@ class Dataset:
         m = self.manifest
         return {
             "name": self.name,
-            "path": str(self.root),
+            "path": str(self.root.resolve()),
             "kind": m.get("kind"),
             "fingerprint": self.fingerprint,
             "seed": m.get("seed"),

@@ -164,6 +164,10 @@ def validate_clusters(con: duckdb.DuckDBPyConnection, clusters: pa.Table, record
             f"(got {', '.join(clusters.column_names)})"
         )
         raise MalformedOutput(msg)
+    rid_type = clusters.schema.field("record_id").type
+    if not pa.types.is_integer(rid_type):
+        msg = f"clusters.record_id must be an integer column like the input ids, got {rid_type}"
+        raise MalformedOutput(msg)
     engine.register_arrow(con, "__idbench_check_clusters", clusters.select(CLUSTER_COLUMNS))
     try:
         stats = engine.query_one(
@@ -229,6 +233,15 @@ def validate_pairs(con: duckdb.DuckDBPyConnection, pairs: pa.Table, records: str
         msg = (
             f"pairs lack column(s) {', '.join(missing_cols)} (got {', '.join(pairs.column_names)})"
         )
+        raise MalformedOutput(msg)
+    for col in ("record_id_l", "record_id_r"):
+        col_type = pairs.schema.field(col).type
+        if not pa.types.is_integer(col_type):
+            msg = f"pairs.{col} must be an integer column like the input ids, got {col_type}"
+            raise MalformedOutput(msg)
+    score_type = pairs.schema.field("score").type
+    if not (pa.types.is_floating(score_type) or pa.types.is_integer(score_type)):
+        msg = f"pairs.score must be numeric, got {score_type}"
         raise MalformedOutput(msg)
     engine.register_arrow(con, "__idbench_check_pairs", pairs.select(PAIR_COLUMNS))
     q = engine.quote_ident(records)

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -292,7 +293,8 @@ def _fail(where: str, key: str, reason: str) -> RecipeError:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    # NaN and infinities pass every range comparison, so they are not numbers here
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _check_value(where: str, key: str, knob: Knob, value: Any) -> Any:

@@ -42,8 +42,9 @@ def run_key(
     params: dict[str, Any],
     repeat: int,
     version: str | None = None,
+    seed: int | None = None,
 ) -> str:
-    """Deterministic id of a run: same dataset, matcher (and version), params, repeat.
+    """Deterministic id of a run: same dataset, matcher (and version), params, repeat, seed.
 
     A matcher whose ``version`` changes gets new keys, so its stored runs are not
     mistaken for runs of the new code.
@@ -55,6 +56,7 @@ def run_key(
             "version": version,
             "params": params,
             "repeat": repeat,
+            "seed": seed,
         }
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]

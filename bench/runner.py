@@ -95,6 +95,7 @@ def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[Planne
                         dataset_fingerprint=ds.fingerprint,
                         matcher=mspec.name,
                         version=version,
+                        seed=suite.seed + repeat,
                         params=params,
                         repeat=repeat,
                     )
@@ -173,7 +174,12 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches the parent only; it kills the group
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(job["python_path"])},
+                env={
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join(
+                        [*job["python_path"], *filter(None, [os.environ.get("PYTHONPATH")])]
+                    ),
+                },
             )
             proc = psutil.Process(popen.pid)
             try:
@@ -329,9 +335,14 @@ def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
                 )
                 continue
             t0 = time.perf_counter()
-            rec.update(
-                evaluate_run(raw, ds, threads=threads, threshold=rec["matcher"].get("threshold"))
-            )
+            try:
+                evaluation = evaluate_run(
+                    raw, ds, threads=threads, threshold=rec["matcher"].get("threshold")
+                )
+            except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
+                problems.append(f"{key}: evaluation failed: {type(exc).__name__}: {exc}")
+                continue
+            rec.update(evaluation)
             rec["timings"]["evaluate"] = time.perf_counter() - t0
             rec["recomputed_at"] = datetime.now(UTC).isoformat()
             rec["environment_recompute"] = environment()

@@ -78,7 +78,11 @@ def parse_bytes(value: str | int, *, where: str = "memory_limit") -> int:
         raise SuiteError(msg)
     number, unit, _ = m.groups()
     power = " KMGT".index(unit.upper() or " ")
-    return int(float(number) * 1024**power)
+    size = int(float(number) * 1024**power)
+    if size <= 0:
+        msg = f"{where}: must be positive, got {value!r}"
+        raise SuiteError(msg)
+    return size
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,12 @@ def load_suite(path: str | Path) -> Suite:
         if key in data and data[key] < 1:
             msg = f"suite {path}: {key} must be >= 1, got {data[key]}"
             raise SuiteError(msg)
+    if "name" in data and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", data["name"]):
+        msg = (
+            f"suite {path}: name {data['name']!r} must be letters, digits, '.', '_' or '-' "
+            "(it names the results folder)"
+        )
+        raise SuiteError(msg)
     if "timeout_s" in data and data["timeout_s"] <= 0:
         msg = f"suite {path}: timeout_s must be > 0, got {data['timeout_s']}"
         raise SuiteError(msg)

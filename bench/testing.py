@@ -486,7 +486,8 @@ def _snapshot(con: Any, names: Iterable[str]) -> dict[str, Any]:
         q = engine.quote_ident(name)
         snap[name] = engine.query_one(
             con,
-            f"SELECT count(*) AS n, sum(hash(COLUMNS(*))) AS h FROM {q}",
+            # one checksum per column (an alias would collapse them into one key)
+            f"SELECT count(*) AS n, sum(hash(COLUMNS(*))) FROM {q}",
             step=f"snapshot {name}",
         )
     return snap

@@ -62,3 +62,42 @@ def test_declared_failures_are_reported_as_expected() -> None:
     outcomes = {o.check: o for o in check_matcher(DeclaresFailure())}
     assert outcomes["check_unrelated_records_not_merged"].status == "xfail"
     assert outcomes["check_unrelated_records_not_merged"].message == "merges by design"
+
+
+class StringIds(BaseMatcher):
+    name: ClassVar[str] = "string-ids"
+
+    def __init__(self) -> None:
+        pass
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        rel = ctx.con.sql(
+            f"SELECT CAST(record_id AS VARCHAR) AS record_id, 1 AS cluster_id FROM {ctx.records} "
+            f"UNION ALL SELECT '0' || CAST(min(record_id) AS VARCHAR), 2 FROM {ctx.records}"
+        )
+        return MatchResult(clusters=rel)
+
+
+class EditsInputs(BaseMatcher):
+    name: ClassVar[str] = "edits-inputs"
+
+    def __init__(self) -> None:
+        pass
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        ctx.con.sql("UPDATE __idbench_in_records SET given_name = 'ZZZ'")
+        rel = ctx.con.sql(f"SELECT record_id, record_id AS cluster_id FROM {ctx.records}")
+        return MatchResult(clusters=rel)
+
+
+def test_ids_of_another_type_are_malformed_output() -> None:
+    outcomes = {o.check: o for o in check_matcher(StringIds())}
+    assert outcomes["check_clusters_schema"].status == "failed"
+    assert "must be an integer column" in outcomes["check_clusters_schema"].message
+
+
+def test_a_matcher_that_edits_a_non_key_input_column_is_caught() -> None:
+    outcomes = {o.check: o for o in check_matcher(EditsInputs())}
+    check = outcomes["check_inputs_untouched_and_connection_usable"]
+    assert check.status == "failed"
+    assert "changed its input" in check.message

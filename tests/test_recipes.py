@@ -109,3 +109,11 @@ def test_login_needs_cookies(tmp_path: Path) -> None:
     path = _write(tmp_path, '[sources]\nfirst_party = ["login"]\nanonymous = []\n')
     with pytest.raises(RecipeError, match="login needs the cookie source"):
         load_recipe(path)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_knob_values_are_rejected(value: str) -> None:
+    from bench.recipes import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match="typo"):
+        load_recipe("cdp-realistic", size="tiny", overrides=[f"noise.typo.web={value}"])

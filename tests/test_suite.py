@@ -71,3 +71,22 @@ def test_bundled_suites_load_and_name_known_recipes() -> None:
         for ds in suite.datasets:
             assert ds.recipe in available_recipes(), (path, ds.recipe)
             load_recipe(ds.recipe, size=ds.size or "tiny", overrides=ds.overrides)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('name = "../escape"\n' + OK, "must be letters, digits"),
+        ('memory_limit = "0GB"\n' + OK, "must be positive"),
+    ],
+)
+def test_suite_names_and_limits_are_checked(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(SuiteError, match=needle):
+        load_suite(_write(tmp_path, text))
+
+
+def test_run_keys_depend_on_the_seed() -> None:
+    from bench.results import run_key
+
+    args = {"dataset_fingerprint": "sha256:x", "matcher": "splink", "params": {}, "repeat": 0}
+    assert run_key(**args, seed=1) != run_key(**args, seed=2)
