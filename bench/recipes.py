@@ -405,6 +405,8 @@ def _check_consistency(where: str, params: dict[str, dict[str, Any]]) -> None:
     n = params["noise"]
     if n["keyboard_row"] + n["keyboard_column"] > 1:
         raise _fail(where, "noise.keyboard_column", "keyboard_row + keyboard_column must be <= 1")
+    if params["world"]["persons"] < 2:
+        raise _fail(where, "world.persons", "must be at least 2 (a population to resolve)")
     if params["world"]["horizon_days"] < 1:
         raise _fail(where, "world.horizon_days", "must be at least 1 day")
     if params["devices"]["max_per_adult"] < 1:

@@ -236,6 +236,10 @@ def scale(
         raise ValueError(msg)
     counts = parse_sizes(sizes)
     params = params or {}
+    from bench.registry import load_matcher_class
+
+    for name in matchers:  # fail on a typo before generating any data
+        load_matcher_class(name)
     rpp = records_per_person(recipe, seed=seed)
     plan = [(n, persons_for(n, rpp)) for n in counts]
     log.info("scale: %s at %.3f records/person -> %s", recipe, rpp, plan)

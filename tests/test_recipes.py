@@ -117,3 +117,11 @@ def test_non_finite_knob_values_are_rejected(value: str) -> None:
 
     with pytest.raises(RecipeError, match="typo"):
         load_recipe("cdp-realistic", size="tiny", overrides=[f"noise.typo.web={value}"])
+
+
+@pytest.mark.parametrize("persons", [0, 1])
+def test_a_population_needs_two_persons(persons: int) -> None:
+    from bench.recipes import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=r"world\.persons"):
+        load_recipe("cdp-clean", size="tiny", overrides=[f"world.persons={persons}"])

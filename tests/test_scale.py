@@ -126,3 +126,14 @@ def test_scale_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         ["singletons", "exact"], sizes=("2k", "5k"), results_root=results, suite_name="scaling-test"
     )
     assert again["fits"]["exact"]["b"] == out["fits"]["exact"]["b"]
+
+
+def test_scale_rejects_an_unknown_matcher_before_generating(tmp_path) -> None:
+    import pytest
+
+    from bench.registry import RegistryError
+    from bench.scale import scale
+
+    with pytest.raises(RegistryError, match="no matcher named"):
+        scale(["exakt"], sizes="1k", results_root=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
