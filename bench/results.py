@@ -96,13 +96,19 @@ class RunStore:
     def store(self, record: dict[str, Any], *, staged_raw: Path | None = None) -> Path:
         """Store a run record (and move its staged raw outputs into place first)."""
         key = record["run_key"]
+        previous = None
         if staged_raw is not None and staged_raw.is_dir():
             final = self.raw_dir(key)
             if final.exists():
-                shutil.rmtree(final)
+                # keep the old outputs until the new record is written (--force re-runs)
+                previous = final.with_name(f".previous-{key}")
+                shutil.rmtree(previous, ignore_errors=True)
+                final.replace(previous)
             staged_raw.replace(final)
         path = self.record_path(key)
         write_json_atomic(path, record)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
         return path
 
     def update(self, record: dict[str, Any]) -> Path:

@@ -217,6 +217,13 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
                     f"without a result; last output:\n{_tail(log_path)}"
                 )
     peak = max(peak, result.pop("peak_rss_self_bytes", 0))
+    if status == "ok" and peak > suite.memory_limit_bytes:
+        # the peak fell between two polls: the limit still holds
+        status = "error"
+        error = (
+            f"memory limit exceeded: peak resident memory {peak / 1024**2:.0f} MiB > limit "
+            f"{suite.memory_limit_bytes / 1024**2:.0f} MiB"
+        )
     timings = result.pop("timings", {})
     timings["wall"] = wall
     n_records = run.dataset.n_records

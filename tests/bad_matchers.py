@@ -82,3 +82,13 @@ class Exits(_Base):
         import os
 
         os._exit(3)
+
+
+class Spikes(_Base):
+    name: ClassVar[str] = "spikes"
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        spike = b"x" * (900 * 2**20)  # resident for a moment, then gone
+        del spike
+        ids = self._ids(ctx)
+        return MatchResult(clusters=pa.table({"record_id": ids, "cluster_id": ids}))

@@ -119,6 +119,9 @@ def test_stored_runs_are_skipped_unless_forced(tmp_path: Path, fixture_dataset: 
     forced = run_suite(suite, results_root=tmp_path / "r", force=True)
     assert forced[0]["run_id"] != first[0]["run_id"]
     assert forced[0]["run_key"] == first[0]["run_key"]
+    raw = RunStore(tmp_path / "r" / "t").raw_dir(forced[0]["run_key"])
+    assert (raw / "clusters.parquet").is_file()
+    assert not list(raw.parent.glob(".previous-*"))
 
 
 def test_run_keys_are_deterministic_and_distinct(tmp_path: Path, fixture_dataset: Path) -> None:
@@ -206,3 +209,20 @@ def test_a_runs_peak_memory_is_its_own_not_its_parents() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 10 * 2**20 < int(out.stdout) < 400 * 2**20
     del ballast
+
+
+def test_a_short_memory_spike_over_the_limit_is_still_an_error(
+    tmp_path: Path, fixture_dataset: Path
+) -> None:
+    suite = load_suite(
+        _suite(
+            tmp_path,
+            fixture_dataset,
+            '[[matchers]]\nname = "bad_matchers:Spikes"',
+            memory_limit='"600MB"',
+        )
+    )
+    (rec,) = run_suite(suite, results_root=tmp_path / "r")
+    assert rec["status"] == "error"
+    assert "memory limit exceeded" in rec["error"]
+    assert rec["peak_rss_bytes"] > 600 * 2**20
