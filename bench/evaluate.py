@@ -63,18 +63,24 @@ RECORD_KEYS: tuple[str, ...] = (
 )
 
 
-def partition_checksum(con: duckdb.DuckDBPyConnection, clusters: str) -> str:
+def partition_checksum(
+    con: duckdb.DuckDBPyConnection, clusters: str, *, cluster_col: str = "cluster_id"
+) -> str:
     """A checksum of the partition that ignores how clusters are labelled.
 
     Each record is paired with the smallest record id of its cluster; the hashes of
     those pairs are summed, so row order and cluster labels do not matter.
+    ``cluster_col`` names the cluster column of ``clusters`` (``c`` in ``ev_base``).
     """
+    table, col = engine.quote_ident(clusters), engine.quote_ident(cluster_col)
+    # A GROUP BY joined back measured faster than min() OVER (PARTITION BY ...).
     row = engine.query_one(
         con,
         f"""
-        SELECT CAST(sum(CAST(hash(record_id, rep) AS HUGEINT)) AS VARCHAR) AS chk
-        FROM (SELECT record_id, min(record_id) OVER (PARTITION BY cluster_id) AS rep
-              FROM {engine.quote_ident(clusters)})
+        SELECT CAST(sum(CAST(hash(k.record_id, r.rep) AS HUGEINT)) AS VARCHAR) AS chk
+        FROM {table} AS k
+        JOIN (SELECT {col} AS cl, min(record_id) AS rep FROM {table} GROUP BY {col}) AS r
+          ON k.{col} IS NOT DISTINCT FROM r.cl
         """,
         step="partition checksum",
     )
@@ -190,7 +196,9 @@ def evaluate_run(
             "SELECT count(*) AS n_records, count(DISTINCT cluster_id) AS n_clusters FROM clusters",
             step="output summary",
         )
-        out["checksum"] = timed("checksum", lambda: partition_checksum(con, "clusters"))
+        out["checksum"] = timed(
+            "checksum", lambda: partition_checksum(con, tables.base, cluster_col="c")
+        )
         result["output"] = out
 
         true_pairs = {lv: core[lv]["true_pairs"] for lv in tables.levels}

@@ -18,7 +18,7 @@ tagged ``h``:
   where ``both = sum over clusters C of (K_C^2 - sum over cells k^2) / 2`` with ``k``
   the tagged records of a cell and ``K_C`` those of the cluster (the false pairs among
   tagged records). ``missed_merge_pairs`` likewise with entities in place of clusters.
-  All from one GROUPING SETS pass over the tagged records: O(tagged records).
+  All from the tagged records joined to ``ev_base`` once: O(tagged records).
 - ``false_merge_share = false_merge_pairs / all false-merge pairs`` (likewise
   ``missed_merge_share``). A pair touching two tags counts under both, so shares over
   tags may sum to more than 1.
@@ -51,21 +51,19 @@ ALL = "(all)"
 
 _D = "DECIMAL(38, 0)"
 
-# One GROUPING SETS pass over the tagged records for every level (sets given by caller).
-_GROUPED_SQL = """
-CREATE OR REPLACE TABLE ev_hazard_grouped AS
-SELECT h.hazard, b.c, {keys}, GROUPING(b.c) AS gc, {flags}, COUNT(*) AS k
+# The tagged records joined to ev_base once, for every level.
+_TAGGED_SQL = """
+CREATE OR REPLACE TEMP TABLE ev_hazard_tagged AS
+SELECT h.hazard, b.c, {keys}
 FROM (SELECT DISTINCT record_id, hazard FROM {hazards} WHERE hazard IS NOT NULL) AS h
 JOIN {base} AS b ON h.record_id = b.record_id
-GROUP BY GROUPING SETS ({sets})
 """
 
+# Per level, the tagged counts k of each (hazard, cell), (hazard, cluster) and
+# (hazard, entity), each a GROUP BY of its own (cheaper here than materialising the
+# GROUPING SETS of all levels).
 _SQL = """
-WITH g AS (
-    SELECT hazard, c, {entity} AS e, gc, g_{level} AS ge, k
-    FROM ev_hazard_grouped WHERE {others}
-),
-per_cell AS (
+WITH per_cell AS (
     SELECT
         g.hazard,
         SUM(g.k) AS records,
@@ -74,17 +72,25 @@ per_cell AS (
         SUM(CASE WHEN x.nc > x.n THEN g.k ELSE 0 END) AS records_false,
         SUM(CASE WHEN x.ne > x.n THEN g.k ELSE 0 END) AS records_missed,
         SUM(CAST(g.k * g.k AS {d})) AS sq_cells
-    FROM g JOIN {cells} AS x ON g.c = x.c AND g.e = x.e
-    WHERE g.gc = 0 AND g.ge = 0
+    FROM (
+        SELECT hazard, c, {entity} AS e, COUNT(*) AS k FROM ev_hazard_tagged
+        GROUP BY hazard, c, {entity}
+    ) AS g
+    JOIN {cells} AS x ON g.c = x.c AND g.e = x.e
     GROUP BY g.hazard
 ),
 per_cluster AS (
-    SELECT hazard, SUM(CAST(k * k AS {d})) AS sq_clusters FROM g
-    WHERE gc = 0 AND ge = 1 GROUP BY hazard
+    SELECT hazard, SUM(CAST(k * k AS {d})) AS sq_clusters
+    FROM (SELECT hazard, c, COUNT(*) AS k FROM ev_hazard_tagged GROUP BY hazard, c) AS g
+    GROUP BY hazard
 ),
 per_entity AS (
-    SELECT hazard, SUM(CAST(k * k AS {d})) AS sq_entities FROM g
-    WHERE gc = 1 AND ge = 0 GROUP BY hazard
+    SELECT hazard, SUM(CAST(k * k AS {d})) AS sq_entities
+    FROM (
+        SELECT hazard, {entity} AS e, COUNT(*) AS k FROM ev_hazard_tagged
+        GROUP BY hazard, {entity}
+    ) AS g
+    GROUP BY hazard
 )
 SELECT p.*, pc.sq_clusters, pe.sq_entities
 FROM per_cell AS p
@@ -177,21 +183,14 @@ def hazard_metrics(
         )
         raise EvaluationInputError(msg)
     cols = {lv: engine.quote_ident(LEVELS[lv]) for lv in tables.levels}
-    sets = (
-        ["(h.hazard, b.c)"]
-        + [f"(h.hazard, b.c, b.{col})" for col in cols.values()]
-        + [f"(h.hazard, b.{col})" for col in cols.values()]
-    )
     engine.execute(
         con,
-        _GROUPED_SQL.format(
+        _TAGGED_SQL.format(
             hazards=engine.quote_ident(hazards),
             base=tables.base,
             keys=", ".join(f"b.{col}" for col in cols.values()),
-            flags=", ".join(f"GROUPING(b.{col}) AS g_{lv}" for lv, col in cols.items()),
-            sets=", ".join(sets),
         ),
-        step="evaluation: hazard contingency",
+        step="evaluation: hazard records",
     )
     out: list[dict[str, Any]] = []
     for level in tables.levels:
@@ -206,8 +205,6 @@ def hazard_metrics(
             _SQL.format(
                 cells=cells,
                 entity=cols[level],
-                level=level,
-                others=" AND ".join(f"g_{lv} = 1" for lv in cols if lv != level) or "TRUE",
                 d=_D,
             ),
             step=f"evaluation: hazards ({level})",

@@ -169,23 +169,43 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
     """
     cols = {lv: engine.quote_ident(LEVELS[lv]) for lv in tables.levels}
 
-    def part(group: list[str]) -> str:
+    keys = [("c", "gc")] + [(col, f"g_{lv}") for lv, col in cols.items()]
+
+    def part(group: list[str], source: str, count: str) -> str:
         # One GROUP BY per grouping set, NULL and flag 1 for the columns it leaves out:
         # the rows GROUPING SETS would give, but separate hash aggregations over a
         # materialised table measured ~20% faster here than DuckDB's GROUPING SETS.
-        keys = [("c", "gc")] + [(col, f"g_{lv}") for lv, col in cols.items()]
         select = [k if k in group else f"NULL AS {k}" for k, _ in keys]
         flags = [f"{0 if k in group else 1} AS {flag}" for k, flag in keys]
         return (
-            f"SELECT {', '.join(select + flags)}, COUNT(*) AS n "
-            f"FROM {tables.base} GROUP BY {', '.join(group)}"
+            f"SELECT {', '.join(select + flags)}, CAST({count} AS BIGINT) AS n "
+            f"FROM {source} GROUP BY {', '.join(group)}"
         )
 
-    sets = [["c"]] + [["c", col] for col in cols.values()] + [[col] for col in cols.values()]
+    # The cells of every level come from ev_base; the cluster sizes and entity sizes are
+    # summed from the (smaller) cells of the first level / their own level rather than
+    # counted again over every record.
+    first = next(iter(cols))
     engine.execute(
         con,
-        "CREATE OR REPLACE TABLE ev_grouped AS " + "\nUNION ALL\n".join(part(g) for g in sets),
+        "CREATE OR REPLACE TABLE ev_grouped AS "
+        + "\nUNION ALL\n".join(part(["c", col], tables.base, "COUNT(*)") for col in cols.values()),
         step="evaluation: contingency table",
+    )
+
+    def cells_of(level: str) -> str:
+        return (
+            "(SELECT * FROM ev_grouped WHERE "
+            + " AND ".join([f"g_{lv} = {0 if lv == level else 1}" for lv in cols] + ["gc = 0"])
+            + ")"
+        )
+
+    sets = [(["c"], first)] + [([col], lv) for lv, col in cols.items()]
+    engine.execute(
+        con,
+        "INSERT INTO ev_grouped "
+        + "\nUNION ALL\n".join(part(g, cells_of(lv), "SUM(n)") for g, lv in sets),
+        step="evaluation: contingency sizes",
     )
     for level, col in cols.items():
         others = " AND ".join(f"g_{lv} = 1" for lv in cols if lv != level) or "TRUE"

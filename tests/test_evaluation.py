@@ -572,3 +572,20 @@ def test_person_metrics_unchanged_by_new_path(con, hand):
     assert r["person"] == metrics.evaluate(con, "f_clusters", "f_truth")
     assert r["household"] == metrics.evaluate(con, "f_clusters", "f_truth", entity="household_id")
     assert Counter(p["level"] for p in r["curves"]) == {"person": 6, "household": 6}
+
+
+def test_checksum_matches_window_definition(hand, hand_run):
+    # evaluate_run's checksum (from ev_base) is the original definition's, on the file
+    _ds, raw = hand
+    con = engine.connect(threads=1)
+    try:
+        engine.register_parquet(con, "k", raw / "clusters.parquet")
+        want = engine.query_one(
+            con,
+            "SELECT CAST(sum(CAST(hash(record_id, rep) AS HUGEINT)) AS VARCHAR) AS chk FROM "
+            "(SELECT record_id, min(record_id) OVER (PARTITION BY cluster_id) AS rep FROM k)",
+            step="test checksum",
+        )["chk"]
+    finally:
+        con.close()
+    assert hand_run["output"]["checksum"] == want
