@@ -200,10 +200,10 @@ def _accepted(scores: ScoreTable, threshold: float) -> dict[str, Any]:
     return scores.row(k - 1) if k else scores.empty_row()
 
 
-def _stage(name: str, pairs: int, tp: int, true_pairs: int) -> dict[str, Any]:
+def _pair_counts(pairs: int, tp: int, true_pairs: int) -> dict[str, Any]:
+    """Counts and pairwise precision / recall / F1 of a set of declared pairs."""
     fp, fn = pairs - tp, true_pairs - tp
     return {
-        "stage": name,
         "pairs": pairs,
         "tp": tp,
         "fp": fp,
@@ -212,6 +212,10 @@ def _stage(name: str, pairs: int, tp: int, true_pairs: int) -> dict[str, Any]:
         "recall": ratio(tp, true_pairs),
         "f1": f_beta(tp, fp, fn, 1.0),
     }
+
+
+def _stage(name: str, pairs: int, tp: int, true_pairs: int) -> dict[str, Any]:
+    return {"stage": name, **_pair_counts(pairs, tp, true_pairs)}
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
@@ -285,18 +289,12 @@ def candidate_metrics(
 
 def _point(level: str, row: Mapping[str, Any], true_pairs: int) -> dict[str, Any]:
     pairs, tp = to_int(row["pairs"]), to_int(row[_tp(level)])
-    fp, fn = pairs - tp, true_pairs - tp
+    counts = _pair_counts(pairs, tp, true_pairs)
     return {
         "level": level,
         "threshold": float(row["score"]),
-        "pairs": pairs,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": ratio(tp, pairs),
-        "recall": ratio(tp, true_pairs),
-        "f1": f_beta(tp, fp, fn, 1.0),
-        "f0_5": f_beta(tp, fp, fn, 0.5),
+        **counts,
+        "f0_5": f_beta(tp, counts["fp"], counts["fn"], 0.5),
     }
 
 
