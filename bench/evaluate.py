@@ -16,11 +16,14 @@ O(records + candidate pairs).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from bench import engine, metrics
 from bench.dataset import Dataset
@@ -63,6 +66,29 @@ RECORD_KEYS: tuple[str, ...] = (
 )
 
 
+@contextlib.contextmanager
+def _numpy_small_pages() -> Iterator[None]:
+    """Keep numpy from asking the kernel for huge pages during an evaluation.
+
+    numpy ``madvise``s large arrays for transparent huge pages; with the common Linux
+    setting ``defrag = madvise`` such a fault may compact memory first. On a machine
+    whose free memory was page cache, that turned the score table's few large
+    temporaries (:mod:`bench.metrics_pairs`) from ~1 s into 1.5-2.6 s, mostly system
+    time, at 10M pairs. Same effect as ``NUMPY_MADVISE_HUGEPAGE=0``, but scoped: the
+    previous setting is restored afterwards.
+    """
+    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
+    toggle = getattr(multiarray, "_set_madvise_hugepage", None)
+    if toggle is None:
+        yield
+        return
+    previous = toggle(False)
+    try:
+        yield
+    finally:
+        toggle(previous)
+
+
 def partition_checksum(
     con: duckdb.DuckDBPyConnection, clusters: str, *, cluster_col: str = "cluster_id"
 ) -> str:
@@ -95,6 +121,7 @@ def _check_clusters(con: duckdb.DuckDBPyConnection) -> None:
         raise metrics.EvaluationInputError(msg)
 
 
+@_numpy_small_pages()
 def evaluate_run(
     raw_dir: str | Path,
     dataset: Dataset,
@@ -187,15 +214,17 @@ def evaluate_run(
                     clusters="clusters",
                     truth="truth" if lv == "person" else "household_truth",
                     entity=LEVELS[lv],
+                    cells=tables.cells(lv),
                 ),
             )
         result: dict[str, Any] = {"person": core["person"], "household": core.get("household")}
 
-        out = engine.query_one(
-            con,
-            "SELECT count(*) AS n_records, count(DISTINCT cluster_id) AS n_clusters FROM clusters",
-            step="output summary",
-        )
+        # evaluate_grouped has rejected NULL cluster ids, so its counts are those of the
+        # clusters file (records, distinct cluster ids).
+        out: dict[str, Any] = {
+            "n_records": core["person"]["n_records"],
+            "n_clusters": core["person"]["n_clusters"],
+        }
         out["checksum"] = timed(
             "checksum", lambda: partition_checksum(con, tables.base, cluster_col="c")
         )

@@ -173,17 +173,21 @@ FROM ({joined}) AS joined
 GROUP BY GROUPING SETS ((c, e), (c), (e))
 """
 
+#: The non-empty (cluster, entity) cells of ``grouped`` with their cluster and entity
+#: sizes; a caller that already holds this table passes it instead (``cells=``).
+_CELLS_SQL = """
+SELECT x.n, cs.n AS nc, es.n AS ne
+FROM grouped AS x
+JOIN cluster_sizes AS cs ON x.c = cs.c
+JOIN entity_sizes AS es ON x.e = es.e
+WHERE x.gc = 0 AND x.ge = 0
+"""
+
 _STATS_SQL = """
 WITH grouped AS ({grouped}),
 cluster_sizes AS (SELECT c, n FROM grouped WHERE gc = 0 AND ge = 1),
 entity_sizes AS (SELECT e, n FROM grouped WHERE gc = 1 AND ge = 0),
-cells AS (
-    SELECT x.n, cs.n AS nc, es.n AS ne
-    FROM grouped AS x
-    JOIN cluster_sizes AS cs ON x.c = cs.c
-    JOIN entity_sizes AS es ON x.e = es.e
-    WHERE x.gc = 0 AND x.ge = 0
-),
+cells AS ({cells}),
 cell_stats AS (
     SELECT
         SUM(CAST(n * (n - 1) AS DECIMAL(38, 0))) AS tp2,
@@ -360,6 +364,7 @@ def evaluate_grouped(
     clusters: str,
     truth: str,
     entity: str = "person_id",
+    cells: str | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluate` from an already computed GROUPING SETS table.
 
@@ -375,6 +380,11 @@ def evaluate_grouped(
         ``n``), computed from ``clusters`` LEFT JOIN ``truth``.
     clusters, truth, entity
         What ``grouped`` was computed from; only read to explain invalid input.
+    cells
+        Optional table of the non-empty cells of ``grouped`` with columns ``n``,
+        ``nc``, ``ne`` (records in the cell, its cluster and its entity), when the
+        caller has built it already (``ev_cells_<level>`` of
+        :mod:`bench.metrics_tables`); by default the cells are joined here.
 
     Returns
     -------
@@ -387,13 +397,20 @@ def evaluate_grouped(
         clusters=clusters,
         truth=truth,
         entity=entity,
+        cells_sql=None if cells is None else f"SELECT n, nc, ne FROM {engine.quote_ident(cells)}",
     )
 
 
 def _evaluate_grouped_sql(
-    con: duckdb.DuckDBPyConnection, grouped_sql: str, *, clusters: str, truth: str, entity: str
+    con: duckdb.DuckDBPyConnection,
+    grouped_sql: str,
+    *,
+    clusters: str,
+    truth: str,
+    entity: str,
+    cells_sql: str | None = None,
 ) -> dict[str, Any]:
-    sql = _STATS_SQL.format(grouped=grouped_sql, scale=_BCUBED_SCALE)
+    sql = _STATS_SQL.format(grouped=grouped_sql, cells=cells_sql or _CELLS_SQL, scale=_BCUBED_SCALE)
     started = time.perf_counter()
     row = engine.query_one(con, sql, step=f"evaluate {clusters} against {truth}.{entity}")
     log.debug(

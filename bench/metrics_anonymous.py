@@ -3,8 +3,8 @@
 The population is the records whose ``source`` is an anonymous identifier (``cookie``,
 ``maid``: ``ev_base.is_anon``); both the predicted partition and the truth are
 restricted to it, so a cookie linked only through a CRM record still counts as linked to
-the other cookies of that cluster. Everything comes from one GROUPING SETS pass over the
-anonymous records.
+the other cookies of that cluster. Everything comes from the anonymous counts that the
+contingency table keeps beside the full ones (:mod:`bench.metrics_tables`).
 
 Definitions, for an anonymous record ``r`` in restricted cell (cluster ``C``, entity
 ``E``) with ``n`` anonymous records (``|C|``, ``|E|`` the anonymous records of its
@@ -42,18 +42,12 @@ log = logging.getLogger(__name__)
 
 _D = "DECIMAL(38, 0)"
 
+# The anonymous records' restricted cells are the cells of the contingency table with
+# anonymous records (``na > 0``), and their cluster / entity sizes are the anonymous
+# counts ``nca`` / ``nea`` kept beside the full ones: no pass over the records here.
 _SQL = """
-WITH g AS (
-    SELECT c, e, GROUPING(c) AS gc, GROUPING(e) AS ge, COUNT(*) AS n
-    FROM (SELECT c, {entity} AS e FROM {base} WHERE is_anon) AS a
-    GROUP BY GROUPING SETS ((c, e), (c), (e))
-),
-cells AS (
-    SELECT x.n, cs.n AS nc, es.n AS ne
-    FROM g AS x
-    JOIN g AS cs ON cs.gc = 0 AND cs.ge = 1 AND x.c = cs.c
-    JOIN g AS es ON es.gc = 1 AND es.ge = 0 AND x.e = es.e
-    WHERE x.gc = 0 AND x.ge = 0
+WITH cells AS (
+    SELECT na AS n, nca AS nc, nea AS ne FROM {cells} WHERE na > 0
 ),
 cell_stats AS (
     SELECT
@@ -79,8 +73,8 @@ cell_stats AS (
 )
 SELECT
     s.*,
-    (SELECT SUM(CAST(n * (n - 1) AS {d})) FROM g WHERE gc = 0 AND ge = 1) AS pred2,
-    (SELECT SUM(CAST(n * (n - 1) AS {d})) FROM g WHERE gc = 1 AND ge = 0) AS true2
+    (SELECT SUM(CAST(na * (na - 1) AS {d})) FROM {grouped} WHERE gc = 0 AND ge = 1) AS pred2,
+    (SELECT SUM(CAST(na * (na - 1) AS {d})) FROM {grouped} WHERE gc = 1 AND ge = 0) AS true2
 FROM cell_stats AS s
 """
 
@@ -106,8 +100,8 @@ def anonymous_metrics(
         r = engine.query_one(
             con,
             _SQL.format(
-                base=tables.base,
-                entity=engine.quote_ident(LEVELS[level]),
+                cells=tables.cells(level),
+                grouped=tables.grouped(level),
                 d=_D,
                 scale=SCALE,
             ),

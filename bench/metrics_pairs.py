@@ -52,6 +52,7 @@ from bench.metrics_tables import LEVELS, EvalTables, f_beta, ratio, to_int
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 __all__ = [
     "COST_RATIOS",
@@ -121,10 +122,10 @@ def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTa
 
     One DuckDB pass joins every pair to ``ev_base`` (parallel, unordered); the scores
     are then sorted in numpy (SIMD sort, far cheaper than DuckDB's ORDER BY of the
-    joined rows) and the cumulative true-pair counts at each distinct score are binary
-    searches in the sorted scores of the true pairs of each level, so no argsort or
-    gather of the flags is needed. Scores are compared as doubles; NaN counts as the
-    highest score (DuckDB's order).
+    joined rows) and the true pairs of each level are counted per distinct score by a
+    search of their sorted scores into the distinct ones, then summed from the highest
+    score down, so no argsort or gather of the flags is needed. Scores are compared as
+    doubles; NaN counts as the highest score (DuckDB's order).
     """
     same = ", ".join(
         f"COALESCE(a.{col} = b.{col}, FALSE) AS {_tp(lv)}"
@@ -142,16 +143,21 @@ def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTa
         """,
         step="evaluation: score histogram",
     )
+    return _reduce_scores(tables.levels, arrays)
+
+
+def _reduce_scores(levels: tuple[str, ...], arrays: pa.Table) -> ScoreTable:
+    """The :class:`ScoreTable` of the joined ``score, tp_<level>...`` rows."""
     raw = arrays.column("score").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     m = len(raw)
     if m == 0:
         z = np.zeros(0, dtype=np.int64)
-        return ScoreTable(tables.levels, raw, z, z, {lv: z for lv in tables.levels})
+        return ScoreTable(levels, raw, z, z, {lv: z for lv in levels})
     # Large temporaries are few and sorted / updated in place: fresh pages are what
     # this step mostly costs on a loaded machine.
     # the true pairs' scores of each level, ascending with NaNs last
     true_scores = {}
-    for lv in tables.levels:
+    for lv in levels:
         ts = raw[arrays.column(_tp(lv)).to_numpy(zero_copy_only=False)]
         ts.sort()
         true_scores[lv] = ts
@@ -177,16 +183,24 @@ def build_score_table(con: duckdb.DuckDBPyConnection, pairs: str, tables: EvalTa
     n = np.empty_like(cum_pairs)
     n[0] = cum_pairs[0]
     np.subtract(cum_pairs[1:], cum_pairs[:-1], out=n[1:])
+    # The distinct finite scores ascending: each true pair's score is found there (a
+    # search of the fewer true scores, in order, into the distinct scores), counted per
+    # distinct score and summed from the highest down.
+    n_nan_rows = int(np.count_nonzero(np.isnan(distinct[:1])))
+    ascending = np.ascontiguousarray(distinct[n_nan_rows:][::-1])
     tp = {}
     for lv, ts in true_scores.items():
         n_nan = int(np.count_nonzero(np.isnan(ts)))
-        finite = ts[: len(ts) - n_nan]
-        # true pairs scored >= s: the finite ones >= s plus every NaN-scored one (a NaN
-        # s sorts after every finite score, so it counts the NaNs only)
-        below = np.searchsorted(finite, distinct, side="left")
-        np.subtract(len(finite) + n_nan, below, out=below)
-        tp[lv] = below
-    return ScoreTable(tables.levels, distinct, n, cum_pairs, tp)
+        at = np.searchsorted(ascending, ts[: len(ts) - n_nan], side="left")
+        per_score = np.bincount(at, minlength=len(ascending))
+        # true pairs scored >= s: the finite ones >= s plus every NaN-scored one (the NaN
+        # row, first when present, counts the NaNs only)
+        cum = np.empty(len(distinct), dtype=np.int64)
+        cum[:n_nan_rows] = n_nan
+        np.cumsum(per_score[::-1], out=cum[n_nan_rows:])
+        cum[n_nan_rows:] += n_nan
+        tp[lv] = cum
+    return ScoreTable(levels, distinct, n, cum_pairs, tp)
 
 
 def _totals(scores: ScoreTable) -> dict[str, Any]:
@@ -315,10 +329,20 @@ def curve(
         return []
     pairs, n = scores.pairs, scores.n
     total = int(pairs[-1])
-    # the same doubles as the former SQL: CAST(pairs AS DOUBLE) * n_points / total
-    hi = np.floor(pairs.astype(np.float64) * n_points / total)
-    lo = np.floor((pairs - n).astype(np.float64) * n_points / total)
-    idx = np.flatnonzero((pairs == n) | (pairs == total) | (hi > lo))
+    # floor(pairs * n_points / total) after and before each distinct score, in place:
+    # the same doubles as the former SQL (CAST(pairs AS DOUBLE) * n_points / total)
+    hi = pairs.astype(np.float64)
+    lo = np.empty_like(hi)
+    np.subtract(pairs, n, out=lo)  # exact in int64, then a double
+    for buf in (hi, lo):
+        np.multiply(buf, n_points, out=buf)
+        np.divide(buf, total, out=buf)
+        np.floor(buf, out=buf)
+    keep = np.greater(hi, lo)
+    del hi, lo
+    # the first row (pairs == n) and the last (pairs == total) are always points
+    keep[0] = keep[-1] = True
+    idx = np.flatnonzero(keep)
     rows = [scores.row(int(i)) for i in idx]
     return [_point(lv, r, true_pairs[lv]) for lv in scores.levels for r in rows]
 
@@ -350,18 +374,24 @@ def threshold_summary(
     if len(scores) == 0:
         return out
     pairs = scores.pairs
+    num, den = np.empty(len(scores)), np.empty(len(scores))
     for level in scores.levels:
         t = int(true_pairs[level])
         if t == 0:
             continue
         tp = scores.tp[level]
         # 2 tp / (T + pairs) and 1.25 tp / (0.25 T + pairs) are the F formulas of
-        # bench.metrics with fp and fn expanded: the same doubles, bit for bit.
-        f1 = _first(2.0 * tp / (t + pairs), largest=True)
-        f05 = _first(1.25 * tp / (0.25 * t + pairs), largest=True)
+        # bench.metrics with fp and fn expanded: the same doubles, bit for bit
+        # (computed in two reused buffers).
+        np.multiply(tp, 2.0, out=num)
+        np.add(pairs, t, out=den, dtype=np.int64)  # T + pairs, exact in int64, as a double
+        f1 = _first(np.divide(num, den, out=num), largest=True)
+        np.multiply(tp, 1.25, out=num)
+        np.add(pairs, 0.25 * t, out=den)
+        f05 = _first(np.divide(num, den, out=num), largest=True)
         # recall (tp / T as a double) is non-decreasing down the table: the first row
         # reaching a level, i.e. the highest such threshold, by binary search
-        recall = tp / t
+        recall = np.divide(tp, t, out=num)
         at_recall = []
         for r in recall_levels:
             i = int(np.searchsorted(recall, float(r), side="left"))
@@ -396,6 +426,7 @@ def cost_thresholds(
         added; ``None`` for a missing level, ``[]`` when no pair was scored.
     """
     out: dict[str, list[dict[str, Any]] | None] = dict.fromkeys(LEVELS)
+    cost, fp = np.empty(len(scores)), np.empty(len(scores), dtype=np.int64)
     for level in scores.levels:
         if len(scores) == 0:
             out[level] = []
@@ -403,7 +434,11 @@ def cost_thresholds(
         t, tp = int(true_pairs[level]), scores.tp[level]
         rows = []
         for c in cost_ratios:
-            i = _first(float(c) * (scores.pairs - tp) + (t - tp), largest=False)
+            # C * fp + fn as a double, in reused buffers: C * (pairs - tp) + (T - tp)
+            np.subtract(scores.pairs, tp, out=fp)
+            np.multiply(fp, float(c), out=cost)
+            np.subtract(t, tp, out=fp)
+            i = _first(np.add(cost, fp, out=cost), largest=False)
             p = _point(level, scores.row(i), t)
             rows.append({"cost_ratio": c, "cost": c * p["fp"] + p["fn"]} | p)
         out[level] = rows

@@ -19,10 +19,12 @@ Tables (all in the evaluation connection, never in a matcher's):
 ``ev_grouped``, ``ev_grouped_<level>``
     The grouping sets of every level over ``ev_base``; the per-level views have the
     columns of :data:`bench.metrics.GROUPED_SQL` (``c``, ``e``, ``gc``, ``ge``, ``n``):
-    cells, cluster sizes and entity sizes with their record counts ``n``.
+    cells, cluster sizes and entity sizes with their record counts ``n``, and ``na``,
+    how many of those records are anonymous (``is_anon``).
 ``ev_cells_<level>``
     One row per non-empty (cluster, entity) cell: ``c``, ``e``, ``n`` (records in the
-    cell), ``nc`` (records in the cluster) and ``ne`` (records of the entity).
+    cell), ``nc`` (records in the cluster) and ``ne`` (records of the entity); ``na``,
+    ``nca``, ``nea`` count the anonymous ones among them.
 
 Amounts are exact decimals and B-cubed-like averages are summed as scaled integers (see
 :mod:`bench.metrics`), so the same raw outputs always give the same bits whatever the
@@ -171,25 +173,30 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
 
     keys = [("c", "gc")] + [(col, f"g_{lv}") for lv, col in cols.items()]
 
-    def part(group: list[str], source: str, count: str) -> str:
+    def part(group: list[str], source: str, counts: tuple[str, str]) -> str:
         # One GROUP BY per grouping set, NULL and flag 1 for the columns it leaves out:
         # the rows GROUPING SETS would give, but separate hash aggregations over a
         # materialised table measured ~20% faster here than DuckDB's GROUPING SETS.
         select = [k if k in group else f"NULL AS {k}" for k, _ in keys]
         flags = [f"{0 if k in group else 1} AS {flag}" for k, flag in keys]
+        n, na = counts
         return (
-            f"SELECT {', '.join(select + flags)}, CAST({count} AS BIGINT) AS n "
-            f"FROM {source} GROUP BY {', '.join(group)}"
+            f"SELECT {', '.join(select + flags)}, CAST({n} AS BIGINT) AS n, "
+            f"CAST({na} AS BIGINT) AS na FROM {source} GROUP BY {', '.join(group)}"
         )
 
-    # The cells of every level come from ev_base; the cluster sizes and entity sizes are
-    # summed from the (smaller) cells of the first level / their own level rather than
-    # counted again over every record.
+    # The cells of every level come from ev_base, with their anonymous records counted
+    # alongside (one more aggregate in the same pass); the cluster sizes and entity
+    # sizes are summed from the (smaller) cells of the first level / their own level
+    # rather than counted again over every record.
     first = next(iter(cols))
+    from_records = ("COUNT(*)", "COUNT(*) FILTER (WHERE is_anon)")
     engine.execute(
         con,
         "CREATE OR REPLACE TABLE ev_grouped AS "
-        + "\nUNION ALL\n".join(part(["c", col], tables.base, "COUNT(*)") for col in cols.values()),
+        + "\nUNION ALL\n".join(
+            part(["c", col], tables.base, from_records) for col in cols.values()
+        ),
         step="evaluation: contingency table",
     )
 
@@ -204,7 +211,7 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
     engine.execute(
         con,
         "INSERT INTO ev_grouped "
-        + "\nUNION ALL\n".join(part(g, cells_of(lv), "SUM(n)") for g, lv in sets),
+        + "\nUNION ALL\n".join(part(g, cells_of(lv), ("SUM(n)", "SUM(na)")) for g, lv in sets),
         step="evaluation: contingency sizes",
     )
     for level, col in cols.items():
@@ -214,7 +221,7 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
             con,
             f"""
             CREATE OR REPLACE VIEW {grouped} AS
-            SELECT c, {col} AS e, gc, g_{level} AS ge, n FROM ev_grouped WHERE {others}
+            SELECT c, {col} AS e, gc, g_{level} AS ge, n, na FROM ev_grouped WHERE {others}
             """,
             step=f"evaluation: contingency view ({level})",
         )
@@ -222,10 +229,10 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
             con,
             f"""
             CREATE OR REPLACE TABLE {cells} AS
-            SELECT x.c, x.e, x.n, cs.n AS nc, es.n AS ne
-            FROM (SELECT c, e, n FROM {grouped} WHERE gc = 0 AND ge = 0) AS x
-            JOIN (SELECT c, n FROM {grouped} WHERE gc = 0 AND ge = 1) AS cs ON x.c = cs.c
-            JOIN (SELECT e, n FROM {grouped} WHERE gc = 1 AND ge = 0) AS es ON x.e = es.e
+            SELECT x.c, x.e, x.n, cs.n AS nc, es.n AS ne, x.na, cs.na AS nca, es.na AS nea
+            FROM (SELECT c, e, n, na FROM {grouped} WHERE gc = 0 AND ge = 0) AS x
+            JOIN (SELECT c, n, na FROM {grouped} WHERE gc = 0 AND ge = 1) AS cs ON x.c = cs.c
+            JOIN (SELECT e, n, na FROM {grouped} WHERE gc = 1 AND ge = 0) AS es ON x.e = es.e
             """,
             step=f"evaluation: cells ({level})",
         )

@@ -589,3 +589,35 @@ def test_checksum_matches_window_definition(hand, hand_run):
     finally:
         con.close()
     assert hand_run["output"]["checksum"] == want
+
+
+def test_evaluation_turns_numpy_huge_pages_off_and_restores(hand, monkeypatch):
+    # evaluate_run keeps numpy from advising huge pages while it runs (see
+    # bench.evaluate._numpy_small_pages), then restores the caller's setting
+    import numpy as np
+
+    import bench.evaluate as evaluate_module
+
+    toggle = np._core.multiarray._set_madvise_hugepage
+    during = []
+    build = evaluate_module.build_score_table
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        state = toggle(False)
+        toggle(state)
+        during.append(state)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "build_score_table", spy)
+    ds, raw = hand
+    after = []
+    original = toggle(True)
+    try:
+        for setting in (True, False):
+            toggle(setting)
+            evaluate_run(raw, ds, threads=1, threshold=0.5)
+            after.append(toggle(setting))
+    finally:
+        toggle(original)
+    assert during == [False, False]
+    assert after == [True, False]

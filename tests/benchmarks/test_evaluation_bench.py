@@ -22,11 +22,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from bench import engine, metrics
 from bench.dataset import Dataset, write_manifest
 from bench.evaluate import evaluate_run, partition_checksum
+from bench.execution import validate_clusters, validate_pairs
 
 N_RECORDS = int(os.environ.get("IDBENCH_BENCH_RECORDS", "200000"))
 THREADS = 2
@@ -60,7 +62,8 @@ def _build(root: Path) -> tuple[Dataset, Path]:
             con,
             f"""
             CREATE TABLE b AS
-            SELECT i * 7919 + 1000000000000 AS record_id, hash(i) % {persons} AS person_id, i
+            SELECT i * 7919 + 1000000000000 AS record_id,
+                   CAST(hash(i) % {persons} AS BIGINT) AS person_id, i
             FROM range({n}) AS t(i)
             """,
             step="bench: base",
@@ -101,7 +104,7 @@ def _build(root: Path) -> tuple[Dataset, Path]:
             con,
             f"""
             SELECT record_id,
-                   CASE WHEN hash(i * 7) % 10 = 0 THEN hash(i * 13) % {persons}
+                   CASE WHEN hash(i * 7) % 10 = 0 THEN CAST(hash(i * 13) % {persons} AS BIGINT)
                         ELSE person_id END AS cluster_id
             FROM b
             """,
@@ -109,6 +112,7 @@ def _build(root: Path) -> tuple[Dataset, Path]:
         )
         # Candidates: each record with the next record of its person (true pairs) plus one
         # random partner per three records; scores continuous, true pairs scored higher.
+        # Ids are BIGINT like the generator's and like the pairs the runner accepts.
         engine.write_parquet(
             con,
             f"""
@@ -119,7 +123,7 @@ def _build(root: Path) -> tuple[Dataset, Path]:
             ),
             rnd AS (
                 SELECT record_id AS a,
-                       (hash(i * 31) % {n}) * 7919 + 1000000000000 AS b
+                       CAST(hash(i * 31) % {n} AS BIGINT) * 7919 + 1000000000000 AS b
                 FROM b WHERE i % 3 = 0
             ),
             cand AS (
@@ -150,9 +154,22 @@ def _build(root: Path) -> tuple[Dataset, Path]:
     return Dataset.open(ds), raw
 
 
+def _check_outputs(dataset: Dataset, raw: Path) -> None:
+    """The raw outputs obey the matcher contract the runner enforces (types included)."""
+    con = engine.connect(threads=THREADS)
+    try:
+        engine.register_parquet(con, "records", dataset.records_path)
+        validate_clusters(con, pq.read_table(raw / "clusters.parquet"), "records")
+        validate_pairs(con, pq.read_table(raw / "pairs.parquet"), "records")
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="module")
 def run_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, Path]:
-    return _build(tmp_path_factory.mktemp("evaluation-bench"))
+    dataset, raw = _build(tmp_path_factory.mktemp("evaluation-bench"))
+    _check_outputs(dataset, raw)
+    return dataset, raw
 
 
 def _core_only(raw: Path, dataset: Dataset) -> dict[str, Any]:
