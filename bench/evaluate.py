@@ -27,6 +27,7 @@ import numpy as np
 
 from bench import engine, metrics
 from bench.dataset import Dataset
+from bench.labels import TRAINING_RECORDS_FILE
 from bench.metrics_anonymous import anonymous_metrics
 from bench.metrics_business import DEFAULT_TOP_K, business_metrics
 from bench.metrics_hazards import hazard_metrics
@@ -48,6 +49,10 @@ __all__ = ["RECORD_KEYS", "evaluate_run", "partition_checksum"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Raw output files of a run.
+CLUSTERS_FILE = "clusters.parquet"
+PAIRS_FILE = "pairs.parquet"
 
 #: Top-level run-record keys that :func:`evaluate_run` returns (and ``--recompute``
 #: rewrites).
@@ -113,6 +118,43 @@ def partition_checksum(
     return str(row["chk"])
 
 
+def _register_outputs(
+    con: duckdb.DuckDBPyConnection, raw_dir: Path, training: Path | None
+) -> int | None:
+    """Expose the raw outputs as ``clusters`` (and ``pairs``), without training records.
+
+    A supervised run's training records (:mod:`bench.labels`) are left out of the
+    clusters and every pair touching one is dropped, so the metrics describe only the
+    persons the matcher did not learn from. Returns how many records were left out
+    (``None`` for a run without a training sample).
+    """
+    files = {"clusters": raw_dir / CLUSTERS_FILE, "pairs": raw_dir / PAIRS_FILE}
+    if training is None:
+        for view, path in files.items():
+            if path.is_file():
+                engine.register_parquet(con, view, path)
+        return None
+    engine.register_parquet(con, "training_records", training, as_table=True)
+    keep = {
+        "clusters": "record_id NOT IN (SELECT record_id FROM training_records)",
+        "pairs": "record_id_l NOT IN (SELECT record_id FROM training_records) "
+        "AND record_id_r NOT IN (SELECT record_id FROM training_records)",
+    }
+    for view, path in files.items():
+        if path.is_file():
+            engine.register_parquet(con, f"{view}_all", path)
+            engine.execute(
+                con,
+                f"CREATE VIEW {view} AS SELECT * FROM {view}_all WHERE {keep[view]}",
+                step=f"evaluation: {view} without training records",
+            )
+    return int(
+        engine.query_one(
+            con, "SELECT count(*) AS n FROM training_records", step="training records"
+        )["n"]
+    )
+
+
 def _check_clusters(con: duckdb.DuckDBPyConnection) -> None:
     have = {c.lower() for c in engine.table_columns(con, "clusters")}
     missing = [c for c in ("record_id", "cluster_id") if c not in have]
@@ -136,7 +178,8 @@ def evaluate_run(
     ----------
     raw_dir
         Directory with ``clusters.parquet`` and, for matchers that emit pairs,
-        ``pairs.parquet``.
+        ``pairs.parquet``; for a supervised run also ``training_records.parquet``,
+        whose records are left out of every metric (:mod:`bench.labels`).
     dataset
         The dataset the run resolved (its truth, records and optional
         ``truth/hazards.parquet`` are read here).
@@ -153,7 +196,9 @@ def evaluate_run(
     dict
         The keys of :data:`RECORD_KEYS`. ``person`` / ``household``: partition metrics
         (:data:`bench.metrics.METRICS`; household ``None`` without household truth).
-        ``output``: record and cluster counts, checksum, pair count. ``candidates``,
+        ``output``: record and cluster counts, checksum, pair count, and
+        ``training_records`` (records left out as a supervised run's training sample;
+        ``None`` for other runs). ``candidates``,
         ``threshold_summary``, ``anonymous``, ``business``: level (``"person"``,
         ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
         rows, each with a ``level``. A key is ``None`` where it does not apply (no pairs,
@@ -172,7 +217,8 @@ def evaluate_run(
 
     con = engine.connect(threads=threads)
     try:
-        engine.register_parquet(con, "clusters", raw_dir / "clusters.parquet")
+        training = raw_dir / TRAINING_RECORDS_FILE
+        n_training = _register_outputs(con, raw_dir, training if training.is_file() else None)
         engine.register_parquet(con, "truth", dataset.truth_path)
         engine.register_parquet(con, "records", dataset.records_path)
         _check_clusters(con)
@@ -224,6 +270,7 @@ def evaluate_run(
         out: dict[str, Any] = {
             "n_records": core["person"]["n_records"],
             "n_clusters": core["person"]["n_clusters"],
+            "training_records": n_training,
         }
         out["checksum"] = timed(
             "checksum", lambda: partition_checksum(con, tables.base, cluster_col="c")
@@ -231,11 +278,10 @@ def evaluate_run(
         result["output"] = out
 
         true_pairs = {lv: core[lv]["true_pairs"] for lv in tables.levels}
-        pairs = raw_dir / "pairs.parquet"
+        pairs = raw_dir / PAIRS_FILE
         cost = None
         result.update(candidates=None, curves=None, threshold_summary=None)
         if pairs.is_file():
-            engine.register_parquet(con, "pairs", pairs)
             out["n_pairs"] = engine.query_one(
                 con, "SELECT count(*) AS n FROM pairs", step="pairs summary"
             )["n"]

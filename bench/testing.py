@@ -47,6 +47,7 @@ __all__ = [
     "CHECKS",
     "CheckOutcome",
     "check_matcher",
+    "fixture_labels",
     "fixture_records",
     "fixture_tables",
     "iter_checks",
@@ -248,6 +249,22 @@ def fixture_tables(records: pa.Table) -> dict[str, pa.Table]:
 # --- running ----------------------------------------------------------------------------
 
 
+def fixture_labels(truth: dict[int, int], persons: Iterable[int] = (0, 3)) -> pa.Table:
+    """A training sample of the fixture: the labels of the records of ``persons``."""
+    chosen = set(persons)
+    rows = sorted((rid, p) for rid, p in truth.items() if p in chosen)
+    return pa.table(
+        {
+            "record_id": pa.array([r for r, _ in rows], pa.int64()),
+            "entity_id": pa.array([p for _, p in rows], pa.int64()),
+        }
+    )
+
+
+def _no_labels() -> pa.Table:
+    return pa.table({"record_id": pa.array([], pa.int64()), "entity_id": pa.array([], pa.int64())})
+
+
 def run_on(
     matcher: Matcher,
     records: pa.Table,
@@ -255,11 +272,19 @@ def run_on(
     *,
     seed: int = 0,
     validate: bool = True,
+    labels: pa.Table | None = None,
 ) -> Outcome:
-    """Run ``matcher`` in-process on in-memory inputs and return its materialised output."""
+    """Run ``matcher`` in-process on in-memory inputs and return its materialised output.
+
+    A matcher tagged ``needs_labels`` gets ``labels`` as its training sample, or an
+    empty one (as the harness gives when no person was drawn), so it must cope with
+    having nothing to learn from.
+    """
+    if labels is None and "needs_labels" in type(matcher).tags:
+        labels = _no_labels()
     con = engine.connect(threads=1)
     try:
-        ctx = load_inputs(con, records, tables or {}, seed=seed, threads=1)
+        ctx = load_inputs(con, records, tables or {}, seed=seed, threads=1, labels=labels)
         outcome = run_matcher(matcher, ctx)
         if validate:
             validate_clusters(con, outcome.clusters, ctx.records)
@@ -296,8 +321,9 @@ def _cluster_of(outcome: Outcome) -> dict[int, Any]:
 
 
 def _fixture_outcome(matcher: Matcher, *, seed: int = 0) -> Outcome:
-    records, _ = fixture_records()
-    return run_on(_fresh(matcher), records, fixture_tables(records), seed=seed)
+    records, truth = fixture_records()
+    labels = fixture_labels(truth) if "needs_labels" in type(matcher).tags else None
+    return run_on(_fresh(matcher), records, fixture_tables(records), seed=seed, labels=labels)
 
 
 # --- checks -----------------------------------------------------------------------------
@@ -504,11 +530,12 @@ def _objects(con: Any) -> set[str]:
 
 def check_inputs_untouched_and_connection_usable(matcher: Matcher) -> None:
     """Input views keep their content; new objects are namespaced; the connection still works."""
-    records, _ = fixture_records()
+    records, truth = fixture_records()
+    labels = fixture_labels(truth) if "needs_labels" in type(matcher).tags else None
     con = engine.connect(threads=1)
     try:
-        ctx = load_inputs(con, records, fixture_tables(records), seed=0, threads=1)
-        names = [ctx.records, *ctx.tables.values()]
+        ctx = load_inputs(con, records, fixture_tables(records), seed=0, threads=1, labels=labels)
+        names = [ctx.records, *ctx.tables.values(), *([ctx.labels] if ctx.labels else [])]
         before, objects_before = _snapshot(con, names), _objects(con)
         run_matcher(_fresh(matcher), ctx)
         after = _snapshot(con, names)

@@ -4,7 +4,8 @@ The parent (:mod:`bench.runner`) writes the job, watches this process for its ti
 and memory limit, and turns what it finds into a run record. This process loads the
 dataset, fits and matches (materialising the output inside the timed region), validates
 the output, writes raw Parquet to the staging directory, evaluates, and writes its
-partial result as JSON. Whatever happens inside the matcher ends as a result with a
+partial result as JSON. A matcher tagged ``needs_labels`` also gets the labels of a
+seeded sample of persons (:mod:`bench.labels`), whose records the evaluation leaves out. Whatever happens inside the matcher ends as a result with a
 status and a reason; only a crash or a kill leaves no result, which the parent reports.
 """
 
@@ -32,6 +33,7 @@ from bench.execution import (
     validate_clusters,
     validate_pairs,
 )
+from bench.labels import TRAINING_FRACTION, TRAINING_RECORDS_FILE, training_sample
 from bench.registry import load_matcher_class
 
 log = logging.getLogger("bench.worker")
@@ -79,6 +81,15 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
     staging.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
+    labels = None
+    if "needs_labels" in result["matcher"]["tags"]:
+        # the labels of a seeded sample of persons, which the evaluation leaves out
+        labels = training_sample(dataset.truth_path, seed=job["seed"])
+        result["training"] = {
+            "fraction": TRAINING_FRACTION,
+            "records": labels.num_rows,
+            "persons": len(labels.column("entity_id").unique()),
+        }
     con = engine.connect(
         threads=job["threads"],
         memory_limit=_duckdb_limit(job["memory_limit_bytes"]),
@@ -90,6 +101,7 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
         dataset.tables,
         seed=job["seed"],
         threads=job["threads"],
+        labels=labels,
     )
     timings["load"] = time.perf_counter() - t0
 
@@ -112,8 +124,10 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
         pq.write_table(
             outcome.pairs.select(["record_id_l", "record_id_r", "score"]), staging / "pairs.parquet"
         )
+    if labels is not None:
+        pq.write_table(labels.select(["record_id"]), staging / TRAINING_RECORDS_FILE)
     timings["store"] = time.perf_counter() - t0
-    del outcome
+    del outcome, labels
 
     t0 = time.perf_counter()
     evaluation = evaluate_run(

@@ -74,8 +74,10 @@ __all__ = [
     "PRIOR_M",
     "PRIOR_U",
     "Anonymous",
+    "AnonymousSupervised",
     "capped_components",
     "fellegi_sunter_em",
+    "fellegi_sunter_supervised",
 ]
 
 log = logging.getLogger(__name__)
@@ -638,11 +640,8 @@ class Anonymous(BaseMatcher):
             f: np.asarray(pat.column(f).to_pylist(), dtype=np.int64).reshape(-1) for f in fnames
         }
         n_pairs = int(counts.sum())
-        fit = n_pairs >= int(self.em_min_pairs) and int(self.em_iterations) > 0
-        post, params = fellegi_sunter_em(
-            patterns, counts, levels=FEATURES, iterations=int(self.em_iterations), fit=fit
-        )
-        diag.update(candidate_pairs=n_pairs, patterns=len(counts), em=params)
+        post, model = self.pattern_model(ctx, feats, patterns, counts)
+        diag.update(candidate_pairs=n_pairs, patterns=len(counts), **model)
         scores = tn("anon_pattern_scores")
         execute(
             con,
@@ -671,6 +670,26 @@ class Anonymous(BaseMatcher):
         execute(con, f"DROP TABLE IF EXISTS {q(ids)}")
         diag["seconds_scoring"] = round(time.perf_counter() - t0, 3)
         return pairs, diag
+
+    def pattern_model(
+        self,
+        ctx: MatchContext,
+        feats: str,
+        patterns: dict[str, np.ndarray],
+        counts: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Posterior match probability per feature pattern, and diagnostics.
+
+        Unsupervised: EM over the pattern counts, or the priors below ``em_min_pairs``
+        candidate pairs or with ``em_iterations = 0``. ``feats`` is the table of
+        candidate pairs with their feature levels (read by subclasses that learn from
+        labels).
+        """
+        fit = int(counts.sum()) >= int(self.em_min_pairs) and int(self.em_iterations) > 0
+        post, params = fellegi_sunter_em(
+            patterns, counts, levels=FEATURES, iterations=int(self.em_iterations), fit=fit
+        )
+        return post, {"em": params}
 
     # ------------------------------------------------------------------ match
     def match(self, ctx: MatchContext) -> MatchResult:
@@ -705,3 +724,195 @@ class Anonymous(BaseMatcher):
         diag["seconds"] = round(time.perf_counter() - t0, 3)
         rel_pairs = con.sql(f"SELECT record_id_l, record_id_r, score FROM {q(pairs)}")
         return MatchResult(clusters=clusters, pairs=rel_pairs, diagnostics=diag)
+
+
+# ----------------------------------------------------------------------------- supervised
+def fellegi_sunter_supervised(
+    patterns: dict[str, np.ndarray],
+    matches: np.ndarray,
+    non_matches: np.ndarray,
+    *,
+    levels: dict[str, int],
+    sample_fraction: float,
+) -> dict[str, Any]:
+    """m, u and lambda estimated from labelled candidate pairs.
+
+    Parameters
+    ----------
+    patterns
+        Feature name -> level per distinct pattern.
+    matches, non_matches
+        Labelled candidate pairs per pattern whose two identifiers belong to the same
+        person / to different persons.
+    levels
+        Feature name -> number of levels.
+    sample_fraction
+        Share of persons in the training sample. Both identifiers of a labelled pair
+        must be drawn: a true pair is labelled with probability ``f`` (its one person
+        drawn), a false pair with ``f**2`` (two persons drawn), so among labelled pairs
+        true ones are over-represented by ``1 / f``. The match share ``lambda`` is
+        corrected for that; m and u (distributions within each class) are not biased.
+
+    Returns
+    -------
+    dict
+        ``m``, ``u`` (feature -> probability per level, Laplace-smoothed with one
+        pseudo-pair per level) and ``lambda``.
+    """
+    f = float(sample_fraction)
+    n_m, n_u = float(matches.sum()), float(non_matches.sum())
+    m = {
+        feat: (np.bincount(patterns[feat], weights=matches, minlength=k) + 1.0) / (n_m + k)
+        for feat, k in levels.items()
+    }
+    u = {
+        feat: (np.bincount(patterns[feat], weights=non_matches, minlength=k) + 1.0) / (n_u + k)
+        for feat, k in levels.items()
+    }
+    true_pairs, false_pairs = n_m / f, n_u / (f * f)
+    lam = float(np.clip(true_pairs / max(true_pairs + false_pairs, 1e-12), 1e-6, 1 - 1e-6))
+    return {"m": m, "u": u, "lambda": lam}
+
+
+class AnonymousSupervised(Anonymous):
+    """:class:`Anonymous` with m, u and lambda learnt from a labelled training sample.
+
+    The harness passes the labels of a seeded sample of persons (``ctx.labels``; see
+    :mod:`bench.labels`) and evaluates on the other persons only. Candidates, features
+    and clustering are those of ``anonymous``; only the scoring model differs: the
+    candidate pairs whose two identifiers are both labelled give the m and u
+    probabilities of each feature level directly (same person vs different persons),
+    and the match share is corrected for how the sample was drawn
+    (:func:`fellegi_sunter_supervised`). The sample fraction is estimated as the share
+    of identifier records that carry a label.
+
+    With fewer than ``min_labelled_pairs`` labelled candidate pairs of either class
+    (no labels, a tiny dataset), it scores like ``anonymous`` and says so in its
+    diagnostics (``model.supervised = false`` with the reason).
+
+    Parameters
+    ----------
+    min_labelled_pairs
+        Labelled true pairs and labelled false pairs needed (each) to use the labels.
+    Other parameters
+        As :class:`Anonymous`.
+    """
+
+    name: ClassVar[str] = "anonymous-supervised"
+    version: ClassVar[str] = "1"
+    tags: ClassVar[frozenset[str]] = frozenset({"events", "emits_pairs", "needs_labels"})
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.3,
+        sources: Sequence[str] | None = None,
+        k1: int = 100,
+        k2: int = 500,
+        include_cellular: bool = False,
+        max_gap_days: float = 30.0,
+        chain_gap_days: float = 14.0,
+        max_candidates: int = 50,
+        em_iterations: int = 0,
+        em_min_pairs: int = 200,
+        max_cluster_size: int | None = 1000,
+        min_labelled_pairs: int = 20,
+    ) -> None:
+        super().__init__(
+            threshold=threshold,
+            sources=sources,
+            k1=k1,
+            k2=k2,
+            include_cellular=include_cellular,
+            max_gap_days=max_gap_days,
+            chain_gap_days=chain_gap_days,
+            max_candidates=max_candidates,
+            em_iterations=em_iterations,
+            em_min_pairs=em_min_pairs,
+            max_cluster_size=max_cluster_size,
+        )
+        self.min_labelled_pairs = min_labelled_pairs
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.min_labelled_pairs, int) or self.min_labelled_pairs < 1:
+            msg = (
+                f"{self.name}: min_labelled_pairs must be a positive integer, "
+                f"got {self.min_labelled_pairs!r}"
+            )
+            raise ValueError(msg)
+
+    def pattern_model(
+        self,
+        ctx: MatchContext,
+        feats: str,
+        patterns: dict[str, np.ndarray],
+        counts: np.ndarray,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Posterior per pattern from the labelled pairs (falls back without enough)."""
+        if ctx.labels is None:
+            post, model = super().pattern_model(ctx, feats, patterns, counts)
+            return post, {**model, "supervised": False, "reason": "no labels were given"}
+        con = ctx.con
+        fnames = list(FEATURES)
+        cols = ", ".join(fnames)
+        # the same patterns in the same order as `patterns`, with their labelled pairs
+        rows = query(
+            con,
+            f"""SELECT {cols},
+                       count(*) FILTER (WHERE a.entity_id = b.entity_id) AS m,
+                       count(*) FILTER (WHERE a.entity_id <> b.entity_id) AS u
+                FROM {q(feats)} f
+                LEFT JOIN {q(ctx.labels)} a ON a.record_id = f.record_id_l
+                LEFT JOIN {q(ctx.labels)} b ON b.record_id = f.record_id_r
+                GROUP BY ALL ORDER BY {cols}""",
+            step=f"{self.name}: labelled pairs per pattern",
+        )
+        for f in fnames:
+            same = np.asarray(rows.column(f).to_pylist(), dtype=np.int64)
+            if not np.array_equal(same, patterns[f]):  # pragma: no cover - same query shape
+                msg = f"{self.name}: labelled patterns are not aligned with the candidates"
+                raise RuntimeError(msg)
+        matches = np.asarray(rows.column("m").to_pylist(), dtype=float)
+        non_matches = np.asarray(rows.column("u").to_pylist(), dtype=float)
+        sources = ", ".join(literal(s) for s in self._sources())
+        share = query_one(
+            con,
+            f"""SELECT count(l.record_id) AS labelled, count(*) AS n
+                FROM {q(ctx.records)} r
+                LEFT JOIN (SELECT DISTINCT record_id FROM {q(ctx.labels)}) l
+                  ON l.record_id = r.record_id
+                WHERE r.source IN ({sources})""",
+            step=f"{self.name}: labelled share",
+        )
+        labelled, n_ids = int(share["labelled"] or 0), int(share["n"] or 0)
+        info: dict[str, Any] = {
+            "labelled_true_pairs": int(matches.sum()),
+            "labelled_false_pairs": int(non_matches.sum()),
+            "labelled_identifiers": labelled,
+        }
+        need = int(self.min_labelled_pairs)
+        if min(matches.sum(), non_matches.sum()) < need or labelled == 0:
+            post, model = super().pattern_model(ctx, feats, patterns, counts)
+            reason = f"fewer than {need} labelled true or false candidate pairs"
+            log.info("%s: %s; scoring without labels", self.name, reason)
+            return post, {**model, "supervised": False, "reason": reason, **info}
+        fraction = labelled / n_ids
+        learnt = fellegi_sunter_supervised(
+            patterns, matches, non_matches, levels=FEATURES, sample_fraction=fraction
+        )
+        post, params = fellegi_sunter_em(
+            patterns,
+            counts,
+            levels=FEATURES,
+            prior_m={f: list(v) for f, v in learnt["m"].items()},
+            prior_u={f: list(v) for f, v in learnt["u"].items()},
+            prior_lambda=learnt["lambda"],
+            fit=False,
+        )
+        return post, {
+            "supervised": True,
+            "sample_fraction": round(fraction, 6),
+            "model": params,
+            **info,
+        }
