@@ -182,6 +182,10 @@ def _num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _whole(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
 def _short_fp(fp: str | None) -> str:
     if not fp:
         return "-"
@@ -328,7 +332,36 @@ def _results_section(results: plot.Results, datasets: list[dict[str, Any]]) -> l
                 rows=tuple(_result_rows(results, recs)),
             )
         )
+        blocks.extend(_training_note(results, recs))
     return blocks
+
+
+def _training_note(results: plot.Results, records: list[dict[str, Any]]) -> list[_Block]:
+    """Say which rows were scored without their training sample (supervised matchers)."""
+    trained: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec.get("status") == "ok" and rec.get("training"):
+            trained.setdefault(results.label(rec), []).append(rec["training"])
+    if not trained:
+        return []
+    parts = []
+    for label, blocks in sorted(trained.items()):
+        persons, recs = (_median([b.get(key) for b in blocks]) for key in ("persons", "records"))
+        parts.append(
+            f"`{label}` learnt from the labels of {_num(_whole(persons))} persons "
+            f"({_num(_whole(recs))} records)"
+        )
+    share = _num(100 * float(next(iter(trained.values()))[0].get("fraction") or 0), 0)
+    return [
+        _Block(
+            "p",
+            "Supervised: "
+            + "; ".join(parts)
+            + f" (a {share}% sample of persons drawn with the run's seed). Those records are "
+            "left out of the row's metrics, so it is scored on fewer persons than the rows "
+            "beside it.",
+        )
+    ]
 
 
 _DEPTH_TABLES = (

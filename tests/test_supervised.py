@@ -198,3 +198,18 @@ def test_excluding_training_records_equals_evaluating_the_rest(supervised_run, t
     again.pop("evaluation_timings")
     again["output"].pop("training_records")
     assert again == with_file
+
+
+def test_the_report_says_a_supervised_row_is_scored_without_its_training_persons(
+    supervised_run,
+) -> None:
+    from bench.report import build_report
+
+    record = supervised_run["record"]
+    build_report(supervised_run["root"] / "results" / "sup")
+    text = (supervised_run["root"] / "results" / "sup" / "report.md").read_text()
+    persons, records = record["training"]["persons"], record["training"]["records"]
+    assert (
+        f"learnt from the labels of {persons:,} persons ({records:,} records)"
+        " (a 20% sample of persons" in text
+    )
