@@ -147,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite of datasets x matchers; store one record per run; print the results."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bench.runner import recompute, run_suite
+    from bench.results import RunStore
+    from bench.runner import FAILED_STATUSES, recompute, run_suite
     from bench.suite import default_suite_path, load_suite
 
     results_root = Path(args.results)
@@ -190,6 +191,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.console.print(
                 f"{len(done)} of {len(runs)} run(s) already stored: skipped (use --force to redo)"
             )
+        if args.retry_failed:
+            # with --retry-failed, the stored runs left to run are exactly the failed ones
+            store = RunStore(results_root / suite.name)
+            retry = sum(r.key not in done and store.exists(r.key) for r in runs)
+            progress.console.print(
+                f"retrying {retry} stored run(s) that failed"
+                if retry
+                else "no stored run failed: nothing to retry"
+            )
 
     def on_start(run) -> None:
         progress.update(task, description=f"running {run.label()}")
@@ -210,6 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 suite,
                 results_root=results_root,
                 force=args.force,
+                retry_failed=args.retry_failed,
                 on_plan=on_plan,
                 on_start=on_start,
                 on_done=on_done,
@@ -222,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{results_root / suite.name}; run the same command again to resume"
             )
             return 130
-    failed = [r for r in all_records if r["status"] in ("error", "timeout")]
+    failed = [r for r in all_records if r["status"] in FAILED_STATUSES]
     for r in failed:
         err.print(
             f"[red]{r['status']}[/] {escape(r['matcher']['label'])} on "
@@ -231,7 +242,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"records stored under {results_root / suite.name}")
     if not args.no_report:
         _maybe_report(suite.name, results_root)
-    return 0
+    if not failed:
+        return 0
+    counts = ", ".join(
+        f"{sum(r['status'] == s for r in failed)} {s}"
+        for s in FAILED_STATUSES
+        if any(r["status"] == s for r in failed)
+    )
+    retry = " ".join(
+        [
+            "idbench run",
+            *([args.suite] if args.suite else []),
+            *(["--results", args.results] if args.results != "results" else []),
+            "--retry-failed",
+        ]
+    )
+    err.print(
+        f"[red]{len(failed)} of {len(all_records)} run(s) failed[/] ({counts}); after fixing "
+        f"the cause (or raising timeout_s / memory_limit), re-run only those with: "
+        f"{escape(retry)}"
+    )
+    # Failed runs are recorded results, so by default the command still succeeds (a broken
+    # third-party plugin must not stop `make run`); --strict makes them fail CI.
+    return 1 if args.strict else 0
 
 
 def _maybe_report(suite_name: str, results_root: Path) -> None:
@@ -257,7 +290,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = (
         Path(args.out)
         if args.out
-        else Path("datasets/generated") / f"{recipe.dataset_name}-s{args.seed}"
+        else Path("datasets/generated") / f"{recipe.folder_name}-s{args.seed}"
     )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
@@ -375,7 +408,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a suite (default: the bundled default suite)")
     p.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name")
     p.add_argument("--results", default="results", help="results root (default: results)")
-    p.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    redo = p.add_mutually_exclusive_group()
+    redo.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    redo.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also re-run the stored runs that failed (status error or timeout); stored ok "
+        "and skipped runs are kept, runs not stored yet run as usual",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when any run of the suite failed (error or timeout); "
+        "by default failed runs are recorded and the command exits 0",
+    )
     p.add_argument(
         "--recompute",
         action="store_true",
@@ -392,7 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "large", "xl"])
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", help="output directory (default: datasets/generated/NAME-SIZE-sSEED)")
+    p.add_argument(
+        "--out",
+        help="output directory (default: datasets/generated/NAME-SIZE-sSEED for a preset; "
+        "a recipe file of your own or --set adds a hash of the parameters after SIZE)",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -250,6 +250,8 @@ class Recipe:
         One line from ``[recipe] description``.
     overrides
         The command-line overrides applied, as given.
+    bundled
+        Whether the recipe is one of the presets shipped in :func:`recipes_dir`.
     """
 
     name: str
@@ -258,6 +260,11 @@ class Recipe:
     source: str = ""
     description: str = ""
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    bundled: bool = False
+
+    def _digest(self) -> str:
+        """Short hash of the resolved parameters (what the data depends on besides the seed)."""
+        return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:8]
 
     @property
     def dataset_name(self) -> str:
@@ -268,8 +275,27 @@ class Recipe:
         """
         if not self.overrides:
             return f"{self.name}-{self.size}"
-        digest = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
-        return f"{self.name}-{self.size}-o{digest[:8]}"
+        return f"{self.name}-{self.size}-o{self._digest()}"
+
+    @property
+    def folder_name(self) -> str:
+        """Directory name of the generated dataset, without the ``-s<seed>`` suffix.
+
+        :attr:`dataset_name` for bundled presets and for overridden recipes (whose name
+        already carries the parameter hash); ``<name>-<size>-r<hash>`` for a recipe file
+        of your own. The ``name`` of a recipe file is free, so two different files (e.g.
+        ``/a/shop.toml`` and ``/b/shop.toml``) may share it: with the name alone they
+        would write into one directory and each would overwrite the other's data, even
+        between planning and running one suite. The hash of the resolved parameters
+        makes the directory content-addressed instead: different parameters never share
+        a directory, the same parameters (the same file used twice, or a copy of it)
+        reuse one, and an edited recipe gets a new directory while the runs stored
+        against the old data can still be recomputed. Bundled presets keep their plain
+        names, which stored reference results refer to.
+        """
+        if self.bundled or self.overrides:
+            return self.dataset_name
+        return f"{self.dataset_name}-r{self._digest()}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form stored in the dataset manifest."""
@@ -542,6 +568,7 @@ def load_recipe(
         source=where,
         description=str(meta.get("description", "")),
         overrides=tuple(given),
+        bundled=path.resolve().parent == recipes_dir(),
     )
 
 
@@ -569,15 +596,17 @@ def ensure_generated(
     overrides: Iterable[str] | Mapping[str, Any] | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> Path:
-    """Return ``root/<name>-<size>-s<seed>``, generating it only if it is not there yet.
+    """Return ``root/<folder>-s<seed>``, generating it only if it is not there yet.
 
+    ``<folder>`` is :attr:`Recipe.folder_name`: ``<name>-<size>`` for a bundled preset,
+    with a hash of the resolved parameters for overrides or a recipe file of your own.
     An existing directory is reused when its manifest records the same seed, generator
     version and resolved parameters; otherwise it is regenerated in place.
     """
     from bench.datagen import GENERATOR_VERSION, generate
 
     recipe = load_recipe(name, size=size, overrides=overrides)
-    out = Path(root) / f"{recipe.dataset_name}-s{seed}"
+    out = Path(root) / f"{recipe.folder_name}-s{seed}"
     if _manifest_matches(out, recipe, seed, GENERATOR_VERSION):
         log.info("dataset %s is up to date", out)
         return out

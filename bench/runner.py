@@ -5,8 +5,10 @@ The parent polls its resident memory (the whole process tree) and wall time, kil
 past the suite's ``memory_limit`` or ``timeout_s``, and stores a record whatever
 happened: ``ok``, ``error`` (with the reason), ``timeout`` or ``skipped`` (the matcher
 does not apply to the dataset). Stored runs are skipped on the next invocation unless
-``force``; Ctrl-C kills the current run, stores nothing half-written, and a re-run
-resumes where it stopped.
+``force`` (re-run all) or ``retry_failed`` (re-run those stored as ``error`` or
+``timeout``); Ctrl-C kills the current run, stores nothing half-written, and a re-run
+resumes where it stopped. A re-run replaces a stored record only once its new record is
+written, so an interrupted re-run keeps the old one.
 """
 
 from __future__ import annotations
@@ -37,12 +39,22 @@ from bench.registry import RegistryError, load_matcher_class
 from bench.results import SCHEMA_VERSION, RunStore, run_key
 from bench.suite import DatasetSpec, Suite
 
-__all__ = ["PlannedRun", "plan_suite", "recompute", "resolve_dataset", "run_suite"]
+__all__ = [
+    "FAILED_STATUSES",
+    "PlannedRun",
+    "plan_suite",
+    "recompute",
+    "resolve_dataset",
+    "run_suite",
+]
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 DEFAULT_RESULTS = Path("results")
+#: Statuses of runs that did not produce a result, re-run by ``retry_failed``. ``skipped``
+#: is not one: the matcher does not apply to the dataset, a re-run would skip it again.
+FAILED_STATUSES = ("error", "timeout")
 
 
 def resolve_dataset(spec: DatasetSpec, *, seed: int, progress: Callable | None = None) -> Path:
@@ -281,18 +293,40 @@ def run_suite(
     *,
     results_root: Path = DEFAULT_RESULTS,
     force: bool = False,
+    retry_failed: bool = False,
     on_plan: Callable[[list[PlannedRun], set[str]], None] | None = None,
     on_start: Callable[[PlannedRun], None] | None = None,
     on_done: Callable[[PlannedRun, dict[str, Any], bool], None] | None = None,
     progress: Callable | None = None,
 ) -> list[dict[str, Any]]:
-    """Execute every planned run of ``suite`` that is not stored yet (all if ``force``).
+    """Execute every planned run of ``suite`` that is not stored yet.
 
-    Returns the records of all runs of the plan, stored earlier or now.
+    Parameters
+    ----------
+    suite
+        The suite to run.
+    results_root
+        Records go to ``results_root/<suite name>``.
+    force
+        Re-run every run, stored or not.
+    retry_failed
+        Also re-run the stored runs whose status is in :data:`FAILED_STATUSES`
+        (``error``, ``timeout``); stored ``ok`` and ``skipped`` runs are kept. Implied
+        by ``force``.
+    on_plan, on_start, on_done, progress
+        Callbacks: the plan and the keys that will not be run; a run starting; a run's
+        record and whether it was stored earlier; dataset generation progress.
+
+    Returns
+    -------
+    list of dict
+        The records of all runs of the plan, stored earlier or now.
     """
     store = RunStore(results_root / suite.name)
     runs = plan_suite(suite, progress=progress)
     done = {r.key for r in runs if store.exists(r.key)} if not force else set()
+    if retry_failed:
+        done = {k for k in done if store.read(k).get("status") not in FAILED_STATUSES}
     if on_plan:
         on_plan(runs, done)
     records = []

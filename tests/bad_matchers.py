@@ -92,3 +92,21 @@ class Spikes(_Base):
         del spike
         ids = self._ids(ctx)
         return MatchResult(clusters=pa.table({"record_id": ids, "cluster_id": ids}))
+
+
+#: While this environment variable is set, :class:`Flaky` fails (a plugin bug "fixed" by
+#: unsetting it); run processes inherit the environment of the runner.
+FLAKY_ENV = "IDBENCH_TEST_FLAKY"
+
+
+class Flaky(_Base):
+    name: ClassVar[str] = "flaky"
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        import os
+
+        if os.environ.get(FLAKY_ENV):
+            msg = f"deliberate failure while {FLAKY_ENV} is set"
+            raise RuntimeError(msg)
+        ids = self._ids(ctx)
+        return MatchResult(clusters=pa.table({"record_id": ids, "cluster_id": ids}))

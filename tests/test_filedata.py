@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -195,7 +196,9 @@ def test_own_csv_with_truth_column(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     recipe = project(tmp_path / "proj")
     monkeypatch.chdir(tmp_path)  # the default output is relative to the working directory
     out = prepare(recipe)
-    assert out == Path("datasets/generated/mine")
+    # a recipe of your own: its name plus a hash of the recipe and its inputs
+    assert out.parent == Path("datasets/generated")
+    assert re.fullmatch(r"mine-r[0-9a-f]{8}", out.name)
     ds = Dataset.open(out)
     assert ds.manifest["kind"] == "file"
     assert ds.manifest["truth_summary"] == {
@@ -232,6 +235,35 @@ def test_row_order_does_not_change_the_dataset(tmp_path: Path) -> None:
     shuffled = "\n".join([head, *reversed(body)]) + "\n"
     b = prepare(project(tmp_path / "b", **{"data/crm.csv": shuffled}), out=tmp_path / "out_b")
     assert Dataset.open(a).fingerprint == Dataset.open(b).fingerprint
+
+
+def test_two_recipes_with_one_name_get_their_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /a/recipe.toml and /b/recipe.toml, both name = "mine", the same text, other data
+    a = project(tmp_path / "a")
+    b = project(tmp_path / "b", **{"data/shop.csv": SHOP + "S4,Finn,Koch,2001-05-05,p5\n"})
+    monkeypatch.chdir(tmp_path)
+    out_a = prepare(a)
+    fp_a = Dataset.open(out_a).fingerprint
+    out_b = prepare(b)
+    assert out_a != out_b
+    assert out_a.parent == out_b.parent == Path("datasets/generated")
+    assert (Dataset.open(out_a).n_records, Dataset.open(out_b).n_records) == (7, 8)
+    assert Dataset.open(out_a).fingerprint == fp_a  # b did not overwrite a's data
+    # the same recipe used again reuses its folder without rebuilding
+    before = (out_a / "records.parquet").stat().st_mtime_ns
+    assert prepare(a) == out_a
+    assert (out_a / "records.parquet").stat().st_mtime_ns == before
+
+
+def test_bundled_recipes_keep_their_plain_folder_names() -> None:
+    from bench.sources.load import folder_name
+    from bench.sources.recipe import describe
+
+    for recipe in ("febrl1", REPO / "datasets" / "febrl1.toml"):
+        spec = load_recipe(recipe)
+        assert folder_name(spec, describe(spec)) == "febrl1"
 
 
 def test_changed_input_rebuilds(tmp_path: Path) -> None:

@@ -125,3 +125,76 @@ def test_a_population_needs_two_persons(persons: int) -> None:
 
     with pytest.raises(RecipeError, match=r"world\.persons"):
         load_recipe("cdp-clean", size="tiny", overrides=[f"world.persons={persons}"])
+
+
+# A population small enough to generate in well under a second (CRM records only).
+SHOP = '[recipe]\nname = "shop"\n[world]\npersons = {persons}\n[sources]\nfirst_party = ["crm"]\nanonymous = []\n'
+
+
+def test_recipe_files_sharing_a_name_get_their_own_folders(tmp_path: Path) -> None:
+    from bench.dataset import Dataset
+    from bench.recipes import ensure_generated
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = tmp_path / "a" / "shop.toml"
+    b = tmp_path / "b" / "shop.toml"
+    a.write_text(SHOP.format(persons=40), encoding="utf-8")
+    b.write_text(SHOP.format(persons=80), encoding="utf-8")
+    root = tmp_path / "generated"
+    out_a = ensure_generated(a, "tiny", 1, root)
+    fp_a = Dataset.open(out_a).fingerprint
+    out_b = ensure_generated(b, "tiny", 1, root)
+    assert out_a != out_b
+    assert out_a.name.startswith("shop-tiny-r") and out_b.name.startswith("shop-tiny-r")
+    assert Dataset.open(out_b).fingerprint != fp_a
+    assert Dataset.open(out_a).fingerprint == fp_a  # b did not overwrite a's data
+    assert Dataset.open(out_a).manifest["recipe"]["params"]["world"]["persons"] == 40
+    # the same file used again reuses its folder without regenerating it
+    stamp = (out_a / "manifest.json").stat().st_mtime_ns
+    assert ensure_generated(a, "tiny", 1, root) == out_a
+    assert (out_a / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_one_suite_naming_both_files_runs_each_on_its_own_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.dataset import Dataset
+    from bench.runner import plan_suite
+    from bench.suite import load_suite
+
+    for sub, persons in (("a", 40), ("b", 80)):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "shop.toml").write_text(SHOP.format(persons=persons), encoding="utf-8")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        'name = "t"\n[[datasets]]\nrecipe = "a/shop.toml"\n[[datasets]]\nrecipe = "b/shop.toml"\n'
+        '[[matchers]]\nname = "singletons"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)  # datasets/generated/ lands in the temporary directory
+    runs = plan_suite(load_suite(suite))
+    assert len({r.dataset.root for r in runs}) == 2
+    persons = []
+    for r in runs:  # each run's folder still holds the data the run was planned against
+        on_disk = Dataset.open(r.dataset.root)
+        assert on_disk.fingerprint == r.dataset.fingerprint
+        persons.append(on_disk.manifest["recipe"]["params"]["world"]["persons"])
+    assert persons == [40, 80]
+
+
+def test_bundled_presets_keep_their_folder_names(tmp_path: Path) -> None:
+    from bench.recipes import recipes_dir
+
+    assert load_recipe("cdp-clean", size="small").folder_name == "cdp-clean-small"
+    path = recipes_dir() / "cdp-clean.toml"
+    assert load_recipe(path, size="small").folder_name == "cdp-clean-small"
+    # overrides keep their parameter hash, as before
+    swept = load_recipe("cdp-clean", size="small", overrides=["world.persons=100"])
+    assert swept.folder_name == swept.dataset_name
+    assert swept.folder_name.startswith("cdp-clean-small-o")
+    # an edited copy of a preset under the same name does not take the preset's folder
+    copy = tmp_path / "cdp-clean.toml"
+    text = path.read_text(encoding="utf-8").replace("junk_share = 0.0", "junk_share = 0.2", 1)
+    copy.write_text(text, encoding="utf-8")
+    assert load_recipe(copy, size="small").folder_name.startswith("cdp-clean-small-r")

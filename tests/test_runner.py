@@ -124,6 +124,122 @@ def test_stored_runs_are_skipped_unless_forced(tmp_path: Path, fixture_dataset: 
     assert not list(raw.parent.glob(".previous-*"))
 
 
+FLAKY_ENV = "IDBENCH_TEST_FLAKY"  # bad_matchers.Flaky fails while it is set
+FLAKY_SUITE = (
+    '[[matchers]]\nname = "singletons"\n[[matchers]]\nname = "exact"\n'
+    '[[matchers]]\nname = "bad_matchers:Flaky"'
+)
+
+
+def test_retry_failed_reruns_only_failed_runs(
+    tmp_path: Path, fixture_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = load_suite(_suite(tmp_path, fixture_dataset, FLAKY_SUITE))
+    monkeypatch.setenv(FLAKY_ENV, "1")
+    first = run_suite(suite, results_root=tmp_path / "r")
+    assert [r["status"] for r in first] == ["ok", "ok", "error"]
+    store = RunStore(tmp_path / "r" / "t")
+    # a timed-out run is retried too (made by hand: a real timeout costs seconds)
+    timed_out = {**store.read(first[1]["run_key"]), "status": "timeout", "error": "killed"}
+    store.store(timed_out)
+    # without the flag, every stored run is skipped, failed or not
+    skipped: list[bool] = []
+    again = run_suite(suite, results_root=tmp_path / "r", on_done=lambda r, c, s: skipped.append(s))
+    assert skipped == [True, True, True]
+    assert [r["status"] for r in again] == ["ok", "timeout", "error"]
+    # the plugin is fixed: only the error and the timeout run again, the ok run is kept
+    monkeypatch.delenv(FLAKY_ENV)
+    skipped.clear()
+    retried = run_suite(
+        suite,
+        results_root=tmp_path / "r",
+        retry_failed=True,
+        on_done=lambda r, c, s: skipped.append(s),
+    )
+    assert skipped == [True, False, False]
+    assert [r["status"] for r in retried] == ["ok", "ok", "ok"]
+    assert retried[0]["run_id"] == first[0]["run_id"]
+    assert [r["run_key"] for r in retried] == [r["run_key"] for r in first]
+    assert all(r["run_id"] != f["run_id"] for r, f in zip(retried[1:], first[1:], strict=True))
+    assert all((store.raw_dir(r["run_key"]) / "clusters.parquet").is_file() for r in retried)
+    assert len(list(store.runs_dir.glob("*.json"))) == 3
+    # nothing failed any more: a second retry runs nothing
+    skipped.clear()
+    run_suite(
+        suite,
+        results_root=tmp_path / "r",
+        retry_failed=True,
+        on_done=lambda r, c, s: skipped.append(s),
+    )
+    assert skipped == [True, True, True]
+
+
+def test_an_interrupted_retry_keeps_the_stored_record(
+    tmp_path: Path, fixture_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from bench import runner
+
+    suite = load_suite(
+        _suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "bad_matchers:Flaky"')
+    )
+    monkeypatch.setenv(FLAKY_ENV, "1")
+    (failed,) = run_suite(suite, results_root=tmp_path / "r")
+    assert failed["status"] == "error"
+    store = RunStore(tmp_path / "r" / "t")
+    before = store.record_path(failed["run_key"]).read_bytes()
+
+    def interrupt(seconds: float) -> None:  # Ctrl-C while the retried run is running
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        runner, "time", SimpleNamespace(perf_counter=time.perf_counter, sleep=interrupt)
+    )
+    monkeypatch.delenv(FLAKY_ENV)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, results_root=tmp_path / "r", retry_failed=True)
+    assert store.record_path(failed["run_key"]).read_bytes() == before
+    assert not list((tmp_path / "r" / "t" / "raw").glob(".staging-*"))
+    assert not store.raw_dir(failed["run_key"]).exists()
+
+
+def test_cli_counts_failed_runs_and_strict_exits_non_zero(
+    tmp_path: Path, fixture_dataset: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    suite = _suite(tmp_path, fixture_dataset, FLAKY_SUITE)
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "bench", "run", str(suite), "--results", str(results)]
+    cmd.append("--no-report")
+    broken = {**os.environ, FLAKY_ENV: "1"}
+
+    def idbench(*extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*cmd, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    done = idbench(env=broken)
+    assert done.returncode == 0, done.stderr  # failed runs are recorded results
+    assert "1 of 3 run(s) failed" in done.stderr
+    assert "--retry-failed" in done.stderr
+    strict = idbench("--strict", env=broken)  # nothing re-runs; the stored failure counts
+    assert strict.returncode == 1, strict.stderr
+    assert "3 of 3 run(s) already stored" in strict.stdout
+    fixed_env = {k: v for k, v in os.environ.items() if k != FLAKY_ENV}  # the plugin is fixed
+    fixed = idbench("--retry-failed", "--strict", env=fixed_env)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "retrying 1 stored run(s) that failed" in fixed.stdout
+    assert "run(s) failed" not in fixed.stderr
+    assert sorted(r["status"] for r in load_records(results)) == ["ok", "ok", "ok"]
+    both = idbench("--force", "--retry-failed")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
 def test_run_keys_are_deterministic_and_distinct(tmp_path: Path, fixture_dataset: Path) -> None:
     suite = load_suite(
         _suite(

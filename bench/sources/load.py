@@ -15,6 +15,8 @@ Everything runs in DuckDB through :mod:`bench.engine`; no Python loop touches ro
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import logging
 import re
 import shutil
@@ -33,11 +35,12 @@ from bench.sources.recipe import (
     FileDataError,
     FileRecipe,
     LinksSpec,
+    bundled_dir,
     describe,
     load_recipe,
 )
 
-__all__ = ["GENERATOR", "build", "default_out", "prepare"]
+__all__ = ["GENERATOR", "build", "default_out", "folder_name", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,26 @@ def default_out(name: str) -> Path:
     return Path("datasets") / "generated" / name
 
 
+def folder_name(spec: FileRecipe, desc: dict[str, Any]) -> str:
+    """Directory name under ``datasets/generated`` of a recipe's dataset.
+
+    A bundled recipe (``febrl1`` .. ``febrl4``) keeps its plain name. A recipe file of
+    your own gets ``<name>-r<hash>``, the hash taken over its source description
+    (:func:`~bench.sources.recipe.describe`: every resolved option and the SHA-256 of
+    every input file). The ``name`` is free, so two different recipes (``/a/shop.toml``
+    and ``/b/shop.toml``) may share it; by name alone they would rebuild one directory
+    in turn, and a suite naming both would run the first recipe's matchers on the second
+    one's data. Content-addressed, different recipes or inputs never share a directory,
+    the same recipe used again reuses its own, and a dataset stays in place for the runs
+    stored against it when its inputs change (the new version goes to a new directory).
+    Paths are hashed as written, so moving a project folder does not force a rebuild.
+    """
+    if spec.recipe_path.resolve().parent == bundled_dir().resolve():
+        return spec.name
+    text = json.dumps(desc, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{spec.name}-r{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def prepare(recipe: str | Path, *, out: Path | None = None) -> Path:
     """Build the dataset of a file or FEBRL recipe, or reuse it if nothing changed.
 
@@ -61,8 +84,10 @@ def prepare(recipe: str | Path, *, out: Path | None = None) -> Path:
     recipe
         Path of a recipe TOML, or a bundled recipe name such as ``"febrl1"``.
     out
-        Dataset directory; default ``datasets/generated/<name>`` (relative to the
-        working directory). An existing dataset there is reused when its manifest's
+        Dataset directory; default ``datasets/generated/<folder>`` (relative to the
+        working directory), ``<folder>`` from :func:`folder_name`: the recipe's name
+        for a bundled recipe, plus a hash of the recipe and its inputs for your own
+        recipe files. An existing dataset there is reused when its manifest's
         source description (resolved recipe + SHA-256 of every input) and generator are
         unchanged and its files still match the fingerprint; otherwise it is replaced.
 
@@ -78,7 +103,7 @@ def prepare(recipe: str | Path, *, out: Path | None = None) -> Path:
     """
     spec = load_recipe(recipe)
     desc = describe(spec)
-    out = Path(out) if out is not None else default_out(spec.name)
+    out = Path(out) if out is not None else default_out(folder_name(spec, desc))
     if _reusable(out, desc):
         log.info("dataset %s: up to date in %s", spec.name, out)
         return out
