@@ -127,6 +127,11 @@ def _register_outputs(
     clusters and every pair touching one is dropped, so the metrics describe only the
     persons the matcher did not learn from. Returns how many records were left out
     (``None`` for a run without a training sample).
+
+    Raises
+    ------
+    EvaluationInputError
+        The training file holds NULL, duplicate or unknown record ids, or every record.
     """
     files = {"clusters": raw_dir / CLUSTERS_FILE, "pairs": raw_dir / PAIRS_FILE}
     if training is None:
@@ -135,24 +140,53 @@ def _register_outputs(
                 engine.register_parquet(con, view, path)
         return None
     engine.register_parquet(con, "training_records", training, as_table=True)
-    keep = {
-        "clusters": "record_id NOT IN (SELECT record_id FROM training_records)",
-        "pairs": "record_id_l NOT IN (SELECT record_id FROM training_records) "
-        "AND record_id_r NOT IN (SELECT record_id FROM training_records)",
-    }
     for view, path in files.items():
         if path.is_file():
             engine.register_parquet(con, f"{view}_all", path)
+    check = engine.query_one(
+        con,
+        """
+        SELECT count(*) AS n,
+               count(*) - count(t.record_id) AS null_ids,
+               count(DISTINCT t.record_id) AS distinct_ids,
+               count(t.record_id) FILTER (WHERE NOT EXISTS (
+                   SELECT 1 FROM clusters_all AS k WHERE k.record_id = t.record_id
+               )) AS unknown,
+               (SELECT count(*) FROM clusters_all) AS n_clusters
+        FROM training_records AS t
+        """,
+        step="evaluation: check training records",
+    )
+    n = int(check["n"])
+    problems = []
+    if check["null_ids"]:
+        problems.append(f"{check['null_ids']} NULL record_id(s)")
+    if int(check["distinct_ids"]) != n - int(check["null_ids"]):
+        problems.append("duplicate record_id(s)")
+    if check["unknown"]:
+        problems.append(f"{check['unknown']} record_id(s) absent from the clusters")
+    if problems:
+        msg = f"{training}: {', '.join(problems)}; it must list training records of this run"
+        raise metrics.EvaluationInputError(msg)
+    if n == int(check["n_clusters"]) and n > 0:
+        msg = (
+            f"{training}: every record of the run is a training record, so nothing is left "
+            "to evaluate (the dataset has too few persons for a training sample)"
+        )
+        raise metrics.EvaluationInputError(msg)
+    anti = "NOT EXISTS (SELECT 1 FROM training_records AS t WHERE t.record_id = {col})"
+    keep = {
+        "clusters": anti.format(col="x.record_id"),
+        "pairs": anti.format(col="x.record_id_l") + " AND " + anti.format(col="x.record_id_r"),
+    }
+    for view, path in files.items():
+        if path.is_file():
             engine.execute(
                 con,
-                f"CREATE VIEW {view} AS SELECT * FROM {view}_all WHERE {keep[view]}",
+                f"CREATE VIEW {view} AS SELECT * FROM {view}_all AS x WHERE {keep[view]}",
                 step=f"evaluation: {view} without training records",
             )
-    return int(
-        engine.query_one(
-            con, "SELECT count(*) AS n FROM training_records", step="training records"
-        )["n"]
-    )
+    return n
 
 
 def _check_clusters(con: duckdb.DuckDBPyConnection) -> None:
@@ -198,7 +232,8 @@ def evaluate_run(
         (:data:`bench.metrics.METRICS`; household ``None`` without household truth).
         ``output``: record and cluster counts, checksum, pair count, and
         ``training_records`` (records left out as a supervised run's training sample;
-        ``None`` for other runs). ``candidates``,
+        ``None`` for other runs); for a supervised run every count, the checksum and
+        every metric cover the evaluated records only. ``candidates``,
         ``threshold_summary``, ``anonymous``, ``business``: level (``"person"``,
         ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
         rows, each with a ``level``. A key is ``None`` where it does not apply (no pairs,
@@ -266,7 +301,8 @@ def evaluate_run(
         result: dict[str, Any] = {"person": core["person"], "household": core.get("household")}
 
         # evaluate_grouped has rejected NULL cluster ids, so its counts are those of the
-        # clusters file (records, distinct cluster ids).
+        # evaluated clusters (records, distinct cluster ids; a supervised run's training
+        # records left out).
         out: dict[str, Any] = {
             "n_records": core["person"]["n_records"],
             "n_clusters": core["person"]["n_clusters"],

@@ -283,6 +283,8 @@ def _result_rows(results: plot.Results, records: list[dict[str, Any]]) -> list[t
         match_s = _median([plot.match_seconds(r) for r in rs])
         peak = _median([r.get("peak_rss_bytes") for r in rs])
         lab = label + (f" (x{len(rs)})" if len(rs) > 1 else "")
+        if any(r.get("training") for r in rs):
+            lab += " [held-out persons]"
         rows.append(
             (
                 lab,
@@ -358,8 +360,9 @@ def _training_note(results: plot.Results, records: list[dict[str, Any]]) -> list
             "Supervised: "
             + "; ".join(parts)
             + f" (a {share}% sample of persons drawn with the run's seed). Those records are "
-            "left out of the row's metrics, so it is scored on fewer persons than the rows "
-            "beside it.",
+            "left out of the row's metrics (marked `[held-out persons]`), so it is scored on "
+            "fewer persons than the rows beside it and is not ranked against them in the "
+            "summary.",
         )
     ]
 
@@ -578,7 +581,12 @@ def _summary(results: plot.Results, datasets: list[dict[str, Any]]) -> list[_Blo
         f"(stored runs are not re-run)."
     )
     ok = results.ok()
-    scored = [r for r in ok if (r.get("person") or {}).get("bcubed_f1") is not None]
+    # a supervised run is scored on its held-out persons only: not comparable here
+    scored = [
+        r
+        for r in ok
+        if (r.get("person") or {}).get("bcubed_f1") is not None and not r.get("training")
+    ]
     lines = []
     if scored:
         best = max(scored, key=lambda r: r["person"]["bcubed_f1"])

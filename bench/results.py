@@ -5,6 +5,8 @@ Layout under a suite's results directory::
     results/<suite>/runs/<run_key>.json          the run record (flat, schema-versioned)
     results/<suite>/raw/<run_key>/clusters.parquet
     results/<suite>/raw/<run_key>/pairs.parquet  (matchers that emit pairs)
+    results/<suite>/raw/<run_key>/training_records.parquet  (supervised matchers: the
+                                                 records the evaluation leaves out)
 
 Records are written atomically (temp file + rename), so an interrupted run never leaves
 a half-written record, and raw outputs are moved into place before their record, so a

@@ -8,6 +8,7 @@ labels to a ``needs_labels`` matcher and evaluates on the other persons; the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -213,3 +214,41 @@ def test_the_report_says_a_supervised_row_is_scored_without_its_training_persons
         f"learnt from the labels of {persons:,} persons ({records:,} records)"
         " (a 20% sample of persons" in text
     )
+    assert "| anonymous-supervised [held-out persons] | prob | ok |" in text
+
+
+def test_the_draw_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    truth = _truth(tmp_path / "truth.parquet", persons=2_000)
+    table = pq.read_table(truth)
+    shuffled = table.take(np.random.default_rng(1).permutation(table.num_rows))
+    pq.write_table(shuffled, tmp_path / "shuffled.parquet", row_group_size=100)
+    assert training_sample(truth, seed=3).equals(
+        training_sample(tmp_path / "shuffled.parquet", seed=3)
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("null", "1 NULL record_id"),
+        ("duplicate", "duplicate record_id"),
+        ("unknown", "1 record_id(s) absent from the clusters"),
+        ("everything", "every record of the run is a training record"),
+    ],
+)
+def test_a_bad_training_file_is_refused(supervised_run, tmp_path, case, message) -> None:
+    from bench.metrics import EvaluationInputError
+
+    raw, dataset = supervised_run["raw"], Dataset.open(supervised_run["data"])
+    bad = tmp_path / "raw"
+    shutil.copytree(raw, bad)
+    ids = pq.read_table(raw / "clusters.parquet").column("record_id").to_pylist()
+    rows = {
+        "null": [None],
+        "duplicate": [ids[0], ids[0]],
+        "unknown": [max(ids) + 1],
+        "everything": ids,
+    }[case]
+    pq.write_table(pa.table({"record_id": pa.array(rows, pa.int64())}), bad / TRAINING_RECORDS_FILE)
+    with pytest.raises(EvaluationInputError, match=re.escape(message)):
+        evaluate_run(bad, dataset, threads=1)
