@@ -283,7 +283,7 @@ def _result_rows(results: plot.Results, records: list[dict[str, Any]]) -> list[t
         match_s = _median([plot.match_seconds(r) for r in rs])
         peak = _median([r.get("peak_rss_bytes") for r in rs])
         lab = label + (f" (x{len(rs)})" if len(rs) > 1 else "")
-        if any(r.get("training") for r in rs):
+        if person_ok and any(r.get("training") for r in rs):
             lab += " [held-out persons]"
         rows.append(
             (
