@@ -27,7 +27,7 @@ import numpy as np
 
 from bench import engine, metrics
 from bench.dataset import Dataset
-from bench.labels import TRAINING_RECORDS_FILE
+from bench.labels import TRAINING_RECORDS_FILE, training_sample
 from bench.metrics_anonymous import anonymous_metrics
 from bench.metrics_business import DEFAULT_TOP_K, business_metrics
 from bench.metrics_hazards import hazard_metrics
@@ -67,6 +67,7 @@ RECORD_KEYS: tuple[str, ...] = (
     "anonymous",
     "business",
     "monthly",
+    "heldout",
     "evaluation_timings",
 )
 
@@ -189,6 +190,49 @@ def _register_outputs(
     return n
 
 
+def _heldout(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    seed: int,
+    core: dict[str, dict[str, Any]],
+    n_training: int | None,
+    *,
+    has_household: bool,
+) -> dict[str, Any]:
+    """Partition metrics on the persons outside the training sample of ``seed``.
+
+    A supervised run is already scored on exactly those (its ``person`` / ``household``
+    are reused); any other run is restricted here to the same records.
+    """
+    if n_training is not None:
+        return {
+            "seed": seed,
+            "training_records": n_training,
+            "person": core["person"],
+            "household": core.get("household"),
+        }
+    sample = training_sample(dataset.truth_path, seed=seed)
+    engine.register_arrow(con, "heldout_training", sample.select(["record_id"]))
+    engine.execute(
+        con,
+        """
+        CREATE VIEW clusters_heldout AS SELECT * FROM clusters AS x
+        WHERE NOT EXISTS (SELECT 1 FROM heldout_training AS t WHERE t.record_id = x.record_id)
+        """,
+        step="evaluation: held-out clusters",
+    )
+    return {
+        "seed": seed,
+        "training_records": sample.num_rows,
+        "person": metrics.evaluate(con, "clusters_heldout", "truth", entity="person_id"),
+        "household": metrics.evaluate(
+            con, "clusters_heldout", "household_truth", entity="household_id"
+        )
+        if has_household
+        else None,
+    }
+
+
 def _check_clusters(con: duckdb.DuckDBPyConnection) -> None:
     have = {c.lower() for c in engine.table_columns(con, "clusters")}
     missing = [c for c in ("record_id", "cluster_id") if c not in have]
@@ -205,6 +249,7 @@ def evaluate_run(
     threads: int = 2,
     threshold: float | None = None,
     top_k: int = DEFAULT_TOP_K,
+    heldout_seed: int | None = None,
 ) -> dict[str, Any]:
     """All metrics of the run whose raw outputs are in ``raw_dir``.
 
@@ -224,6 +269,12 @@ def evaluate_run(
         stage attribution of ``candidates``; ``None`` leaves that stage out.
     top_k
         How many high-value customers ``business`` looks for.
+    heldout_seed
+        When set, ``heldout`` holds the partition metrics on the persons a supervised
+        run with this seed would be scored on (those outside
+        :func:`bench.labels.training_sample`), so every matcher of a suite with a
+        supervised one can be compared on the same persons. ``None``: ``heldout`` is
+        ``None``.
 
     Returns
     -------
@@ -233,7 +284,8 @@ def evaluate_run(
         ``output``: record and cluster counts, checksum, pair count, and
         ``training_records`` (records left out as a supervised run's training sample;
         ``None`` for other runs); for a supervised run every count, the checksum and
-        every metric cover the evaluated records only. ``candidates``,
+        every metric cover the evaluated records only. ``heldout``: ``{"seed",
+        "training_records", "person", "household"}`` (see ``heldout_seed``) or ``None``. ``candidates``,
         ``threshold_summary``, ``anonymous``, ``business``: level (``"person"``,
         ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
         rows, each with a ``level``. A key is ``None`` where it does not apply (no pairs,
@@ -345,6 +397,14 @@ def evaluate_run(
             lambda: business_metrics(con, tables, core, top_k=top_k, cost=cost),
         )
         result["monthly"] = timed("monthly", lambda: monthly_metrics(con, tables))
+        result["heldout"] = None
+        if heldout_seed is not None:
+            result["heldout"] = timed(
+                "heldout",
+                lambda: _heldout(
+                    con, dataset, heldout_seed, core, n_training, has_household=has_household
+                ),
+            )
         result["evaluation_timings"] = timings
         return result
     finally:

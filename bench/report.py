@@ -354,7 +354,7 @@ def _training_note(results: plot.Results, records: list[dict[str, Any]]) -> list
             f"({_num(_whole(recs))} records)"
         )
     share = _num(100 * float(next(iter(trained.values()))[0].get("fraction") or 0), 0)
-    return [
+    blocks = [
         _Block(
             "p",
             "Supervised: "
@@ -365,6 +365,45 @@ def _training_note(results: plot.Results, records: list[dict[str, Any]]) -> list
             "summary.",
         )
     ]
+    rows = _heldout_rows(results, records)
+    if rows:
+        blocks += [
+            _Block(
+                "p",
+                "The same persons for everyone: each matcher's output restricted to the "
+                "held-out persons of its seed (the records a supervised run of that seed "
+                "is scored on), person level.",
+            ),
+            _Block("table", header=HELDOUT_COLUMNS, align=("l", "l", *("r",) * 5), rows=rows),
+        ]
+    return blocks
+
+
+HELDOUT_COLUMNS = ("matcher", "lens", "records", "precision", "recall", "F1", "B-cubed F1")
+
+
+def _heldout_rows(
+    results: plot.Results, records: list[dict[str, Any]]
+) -> tuple[tuple[str, ...], ...]:
+    """One row per matcher configuration with held-out metrics (medians over repeats)."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        if rec.get("status") == "ok" and (rec.get("heldout") or {}).get("person"):
+            groups[results.label(rec)].append(rec)
+
+    def med(rs: list[dict[str, Any]], key: str) -> float | None:
+        return _median([r["heldout"]["person"].get(key) for r in rs])
+
+    ordered = sorted(groups.items(), key=lambda kv: (-(med(kv[1], "bcubed_f1") or -1), kv[0]))
+    return tuple(
+        (
+            label + (f" (x{len(rs)})" if len(rs) > 1 else ""),
+            plot.KIND_SHORT[results.kind(rs[0])],
+            _num(_whole(med(rs, "n_records"))),
+            *(_num(med(rs, k)) for k in ("precision", "recall", "f1", "bcubed_f1")),
+        )
+        for label, rs in ordered
+    )
 
 
 _DEPTH_TABLES = (

@@ -87,6 +87,9 @@ class PlannedRun:
     params: dict[str, Any]
     repeat: int
     seed: int
+    #: Also score the run on the persons a supervised run of its seed is scored on
+    #: (the suite has a matcher tagged ``needs_labels``).
+    heldout: bool = False
 
     def label(self) -> str:
         """Short description for progress displays."""
@@ -97,6 +100,7 @@ class PlannedRun:
 def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[PlannedRun]:
     """Expand datasets x matchers x grids x repeats into runs with deterministic keys."""
     runs = []
+    heldout = any(_needs_labels(m.name, suite) for m in suite.matchers)
     for dspec in suite.datasets:
         ds = Dataset.open(resolve_dataset(dspec, seed=suite.seed, progress=progress))
         for mspec in suite.matchers:
@@ -112,7 +116,9 @@ def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[Planne
                         repeat=repeat,
                     )
                     runs.append(
-                        PlannedRun(key, ds, mspec.name, params, repeat, suite.seed + repeat)
+                        PlannedRun(
+                            key, ds, mspec.name, params, repeat, suite.seed + repeat, heldout
+                        )
                     )
     return runs
 
@@ -124,6 +130,14 @@ def _matcher_version(name: str, suite: Suite) -> str | None:
     except RegistryError:
         return None  # the run itself records the import failure
     return getattr(cls, "version", None)
+
+
+def _needs_labels(name: str, suite: Suite) -> bool:
+    try:
+        cls = load_matcher_class(name, python_path=list(suite.python_path))
+    except RegistryError:
+        return False
+    return "needs_labels" in getattr(cls, "tags", ())
 
 
 def _tree_rss(proc: psutil.Process) -> int:
@@ -168,6 +182,7 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
             "matcher": run.matcher,
             "params": run.params,
             "seed": run.seed,
+            "heldout_seed": run.seed if run.heldout else None,
             "threads": suite.threads,
             "memory_limit_bytes": suite.memory_limit_bytes,
             "staging_dir": str(staging),
@@ -355,7 +370,13 @@ def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
     updated, problems = 0, []
     for store_root in sorted({p.parent.parent for p in results_root.rglob("runs/*.json")}):
         store = RunStore(store_root)
-        for rec in store.records():
+        records = store.records()
+        # datasets with a supervised run: every run on them is also scored on the
+        # held-out persons of its seed (as the runner does for such a suite)
+        supervised = {
+            (r.get("dataset") or {}).get("fingerprint") for r in records if r.get("training")
+        }
+        for rec in records:
             rec.pop("_path", None)
             if rec.get("status") != "ok":
                 continue
@@ -378,7 +399,13 @@ def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
             t0 = time.perf_counter()
             try:
                 evaluation = evaluate_run(
-                    raw, ds, threads=threads, threshold=rec["matcher"].get("threshold")
+                    raw,
+                    ds,
+                    threads=threads,
+                    threshold=rec["matcher"].get("threshold"),
+                    heldout_seed=rec.get("seed")
+                    if rec["dataset"]["fingerprint"] in supervised
+                    else None,
                 )
             except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
                 problems.append(f"{key}: evaluation failed: {type(exc).__name__}: {exc}")

@@ -131,7 +131,11 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
 
     t0 = time.perf_counter()
     evaluation = evaluate_run(
-        staging, dataset, threads=job["threads"], threshold=result["matcher"]["threshold"]
+        staging,
+        dataset,
+        threads=job["threads"],
+        threshold=result["matcher"]["threshold"],
+        heldout_seed=job.get("heldout_seed"),
     )
     timings["evaluate"] = time.perf_counter() - t0
     result.update(evaluation)

@@ -21,6 +21,7 @@ from bench import engine
 from bench.dataset import Dataset
 from bench.evaluate import evaluate_run
 from bench.labels import TRAINING_RECORDS_FILE, training_sample
+from bench.metrics import evaluate
 from bench.recipes import ensure_generated
 from bench.runner import run_suite
 from bench.suite import load_suite
@@ -123,12 +124,15 @@ path = "{data}"
 [[matchers]]
 name = "anonymous-supervised"
 params = {{min_labelled_pairs = 1}}
+[[matchers]]
+name = "exact"
 """
     )
-    (record,) = run_suite(load_suite(suite_file), results_root=root / "results")
-    assert record["status"] == "ok", record.get("error")
+    records = run_suite(load_suite(suite_file), results_root=root / "results")
+    assert [r["status"] for r in records] == ["ok", "ok"], [r.get("error") for r in records]
+    record, other = records
     raw = root / "results" / "sup" / "raw" / record["run_key"]
-    return {"record": record, "raw": raw, "data": data, "root": root}
+    return {"record": record, "other": other, "raw": raw, "data": data, "root": root}
 
 
 def test_a_supervised_run_is_scored_on_persons_it_did_not_learn_from(supervised_run) -> None:
@@ -252,3 +256,58 @@ def test_a_bad_training_file_is_refused(supervised_run, tmp_path, case, message)
     pq.write_table(pa.table({"record_id": pa.array(rows, pa.int64())}), bad / TRAINING_RECORDS_FILE)
     with pytest.raises(EvaluationInputError, match=re.escape(message)):
         evaluate_run(bad, dataset, threads=1)
+
+
+def test_every_run_of_a_suite_with_a_supervised_matcher_is_scored_on_the_held_out_persons(
+    supervised_run, tmp_path
+) -> None:
+    record, other = supervised_run["record"], supervised_run["other"]
+    dataset = Dataset.open(supervised_run["data"])
+    # the supervised run's held-out metrics are its own metrics
+    assert record["heldout"]["person"] == record["person"]
+    assert record["heldout"]["training_records"] == record["training"]["records"]
+    # the other run: its clusters restricted to the same persons, evaluated directly
+    held = other["heldout"]
+    assert held["seed"] == record["seed"] == 5
+    assert held["training_records"] == record["training"]["records"]
+    raw = supervised_run["root"] / "results" / "sup" / "raw" / other["run_key"]
+    labels = training_sample(dataset.truth_path, seed=5)
+    con = engine.connect(threads=1)
+    try:
+        engine.register_arrow(con, "t", labels)
+        engine.execute(
+            con,
+            f"CREATE VIEW k AS SELECT * FROM '{raw / 'clusters.parquet'}' "
+            "WHERE record_id NOT IN (SELECT record_id FROM t)",
+        )
+        engine.execute(con, f"CREATE VIEW truth AS SELECT * FROM '{dataset.truth_path}'")
+        want = evaluate(con, "k", "truth", entity="person_id")
+    finally:
+        con.close()
+    assert held["person"] == want
+    assert held["person"]["n_records"] == record["person"]["n_records"]
+    assert other["person"]["n_records"] > held["person"]["n_records"]  # scored on all too
+    # the report compares every matcher on those persons
+    from bench.report import build_report
+
+    build_report(supervised_run["root"] / "results" / "sup")
+    text = (supervised_run["root"] / "results" / "sup" / "report.md").read_text()
+    n = f"{held['person']['n_records']:,}"
+    assert f"| exact | det | {n} |" in text
+
+
+def test_recompute_adds_held_out_metrics_where_a_supervised_run_is_stored(
+    supervised_run, tmp_path
+) -> None:
+    from bench.runner import recompute
+
+    copy = tmp_path / "results"
+    shutil.copytree(supervised_run["root"] / "results", copy)
+    runs = copy / "sup" / "runs"
+    path = runs / f"{supervised_run['other']['run_key']}.json"
+    stored = json.loads(path.read_text())
+    want = stored.pop("heldout")
+    path.write_text(json.dumps(stored))
+    updated, problems = recompute(copy / "sup", threads=1)
+    assert problems == [] and updated == 2
+    assert json.loads(path.read_text())["heldout"] == want
