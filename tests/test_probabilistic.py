@@ -141,7 +141,9 @@ def test_inputs_untouched_and_namespaced(outcome, febrl1):
         .column("name")
         .to_pylist()
     )
-    assert [n for n in rows if not n.startswith("__splink__")] == ["records"]
+    # only namespaced objects (Splink's __splink__..., the matcher's ctx.temp_name) besides
+    # the input view
+    assert [n for n in rows if not n.startswith("__")] == ["records"]
     assert fingerprint(con) == fingerprint(context(febrl1).con)
 
 
@@ -177,9 +179,51 @@ def test_splink_without_pii_is_unsupported():
 def test_splink_diagnostics(febrl1):
     _, res, _, pairs = run(SplinkMatcher(), febrl1.head(500))
     d = res.diagnostics
-    assert d["comparisons"] == len(pairs)
+    # Splink's scored profile pairs, plus one pair (score 1.0) per collapsed duplicate
+    collapsed = d["profiles"]["records"] - d["profiles"]["profiles"]
+    assert d["profiles"]["records"] == 500
+    assert d["comparisons"] + collapsed == len(pairs)
+    assert (pairs.score == 1.0).sum() >= collapsed
     assert d["phases"]["u_estimation"] > 0
     assert set(d["m_u"]) >= {"given_name", "family_name", "dob"}
+
+
+def test_splink_collapses_identical_records_into_profiles(febrl1):
+    # FEBRL1 rows plus event-like rows: ten logins of one account (only account_id) and
+    # two empty cookie rows, which must stay apart
+    base = febrl1.head(300).drop(columns="entity")
+    events = pd.DataFrame(
+        {
+            "record_id": np.arange(900_000_001, 900_000_011, dtype="int64"),
+            "source": "login",
+            "account_id": "A-1",
+        }
+    )
+    empty = pd.DataFrame({"record_id": [900_000_101, 900_000_102], "source": "cookie"})
+    records = pd.concat([base.assign(account_id=None), events, empty], ignore_index=True)
+    _, res, clusters, pairs = run(SplinkMatcher(), records)
+    prof = res.diagnostics["profiles"]
+    # the ten logins are one profile; exact FEBRL duplicates collapse too
+    assert prof["records"] == 312
+    dupes = int(base.duplicated(subset=[c for c in prof["columns"] if c in base]).sum())
+    assert prof["profiles"] == 312 - 9 - dupes
+    cluster_of = dict(zip(clusters.record_id, clusters.cluster_id, strict=True))
+    assert len({cluster_of[r] for r in events.record_id}) == 1
+    assert cluster_of[900_000_101] != cluster_of[900_000_102]  # nothing to go on: apart
+    star = pairs[pairs.record_id_l == events.record_id.min()]
+    assert sorted(star.record_id_r) == sorted(events.record_id[1:]) and (star.score == 1.0).all()
+    # off: Splink scores every record itself and no pair has the collapse's score 1.0
+    _, res_off, clusters_off, _ = run(SplinkMatcher(collapse_identical=False), records)
+    assert res_off.diagnostics["profiles"] is None
+    assert len(clusters_off) == 312
+
+
+def test_splink_keeps_sources_apart_when_linking_between_them(febrl1):
+    rows = febrl1.head(2).drop(columns="entity")
+    twin = rows.head(1).assign(record_id=99_000_001, source="other")
+    _, res, _, _ = run(SplinkMatcher(link_type="link_only"), pd.concat([rows, twin]))
+    assert "source" in res.diagnostics["profiles"]["columns"]
+    assert res.diagnostics["profiles"]["profiles"] == 3
 
 
 def test_splink_settings_override_dict_and_path(febrl1, tmp_path):
@@ -235,7 +279,9 @@ def test_splink_budget_drops_exploding_rule(febrl1, caplog):
     assert [d["blocking_rule"] for d in budget["dropped"]] == ['l."region" = r."region"']
     assert budget["dropped"][0]["marginal_comparisons"] > 20_000
     assert res.diagnostics["blocking_rules"] == [rules[0]["blocking_rule"], 'l."dob" = r."dob"']
-    assert budget["estimated_comparisons"] == len(pairs) <= 20_000  # exact below 20k records
+    # exact below 20k records (the pairs add one per collapsed duplicate record)
+    assert budget["estimated_comparisons"] == res.diagnostics["comparisons"] <= 20_000
+    assert len(pairs) >= res.diagnostics["comparisons"]
     assert any("dropping blocking rule" in r.message for r in caplog.records)
 
 
