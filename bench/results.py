@@ -95,17 +95,25 @@ class RunStore:
         """The stored record of run ``key``."""
         return json.loads(self.record_path(key).read_text(encoding="utf-8"))
 
-    def store(self, record: dict[str, Any], *, staged_raw: Path | None = None) -> Path:
-        """Store a run record (and move its staged raw outputs into place first)."""
+    def store(
+        self, record: dict[str, Any], *, staged_raw: Path | None = None, new_run: bool = False
+    ) -> Path:
+        """Store a run record (and move its staged raw outputs into place first).
+
+        ``new_run``: the record comes from a fresh execution, so raw outputs of an earlier
+        record of the same key are dropped even when the new run has none (a re-run that
+        failed); without it (``--recompute``) the stored raw outputs are kept.
+        """
         key = record["run_key"]
         previous = None
-        if staged_raw is not None and staged_raw.is_dir():
-            final = self.raw_dir(key)
-            if final.exists():
-                # keep the old outputs until the new record is written (--force re-runs)
-                previous = final.with_name(f".previous-{key}")
-                shutil.rmtree(previous, ignore_errors=True)
-                final.replace(previous)
+        final = self.raw_dir(key)
+        staged = staged_raw is not None and staged_raw.is_dir()
+        if (staged or new_run) and final.exists():
+            # keep the old outputs until the new record is written (--force re-runs)
+            previous = final.with_name(f".previous-{key}")
+            shutil.rmtree(previous, ignore_errors=True)
+            final.replace(previous)
+        if staged:
             staged_raw.replace(final)
         path = self.record_path(key)
         write_json_atomic(path, record)

@@ -176,6 +176,9 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
     logs = store.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{run.key}.log"
+    if log_path.exists():
+        # a re-run (--force, --retry-failed) keeps the last run's log beside the new one
+        log_path.replace(logs / f"{run.key}.previous.log")
     with tempfile.TemporaryDirectory(dir=store.root, prefix=".job-") as tmp:
         job = {
             "dataset_path": str(run.dataset.root),
@@ -299,7 +302,7 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
     raw = staging if status == "ok" else None
     if raw is None:
         shutil.rmtree(staging, ignore_errors=True)
-    store.store(record, staged_raw=raw)
+    store.store(record, staged_raw=raw, new_run=True)
     return record
 
 

@@ -174,6 +174,31 @@ def test_retry_failed_reruns_only_failed_runs(
     assert skipped == [True, True, True]
 
 
+def test_a_forced_rerun_that_fails_drops_the_old_outputs_and_keeps_the_old_log(
+    tmp_path: Path, fixture_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = load_suite(
+        _suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "bad_matchers:Flaky"')
+    )
+    (ok,) = run_suite(suite, results_root=tmp_path / "r")
+    store = RunStore(tmp_path / "r" / "t")
+    raw = store.raw_dir(ok["run_key"])
+    assert ok["status"] == "ok" and (raw / "clusters.parquet").is_file()
+    logs = tmp_path / "r" / "t" / "logs"
+    first_log = (logs / f"{ok['run_key']}.log").read_text()
+    monkeypatch.setenv(FLAKY_ENV, "1")
+    (failed,) = run_suite(suite, results_root=tmp_path / "r", force=True)
+    assert failed["status"] == "error"
+    # the error record has no raw outputs, and no stale ones of the earlier run sit beside it
+    assert not raw.exists() and not list(raw.parent.glob(".previous-*"))
+    assert (logs / f"{ok['run_key']}.previous.log").read_text() == first_log
+    # a recompute of an ok run keeps its outputs (only fresh executions replace them)
+    monkeypatch.delenv(FLAKY_ENV)
+    (again,) = run_suite(suite, results_root=tmp_path / "r", retry_failed=True)
+    store.update(store.read(again["run_key"]))
+    assert (store.raw_dir(again["run_key"]) / "clusters.parquet").is_file()
+
+
 def test_an_interrupted_retry_keeps_the_stored_record(
     tmp_path: Path, fixture_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
