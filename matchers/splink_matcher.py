@@ -18,7 +18,13 @@ inflated by matches, the evidence of a shared token looks weak, and none of thos
 records link (pairwise recall 0 on identity-graph small, 0.27 on cdp-realistic small
 without the collapse; 0.22 and 0.53 with it). Identical records are indistinguishable
 to the model anyway; each is linked to its profile's representative (the smallest
-``record_id``) by a pair of score 1.0.
+``record_id``) by a pair of score 1.0. Only records that agree on an identifier
+(e-mail, phone, a first-party id) collapse, never on descriptive fields alone, and
+nothing collapses for ``link_only`` (it would link records within one source). The
+emitted pairs are Splink's scored profile pairs plus those (representative, member)
+pairs, so a group of ``k`` identical records contributes ``k - 1`` pairs, not
+``k (k - 1) / 2``: pair-level metrics (candidates, threshold sweeps) count profile
+links; cluster metrics count every record.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from splink.internals.exceptions import EMTrainingException
 from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
 from bench.engine import execute, query, quote_ident, table_columns
 from matchers.splink_settings import (
+    ID_COLUMNS,
     PII_COLUMNS,
     default_settings,
     default_training_rules,
@@ -53,6 +60,9 @@ __all__ = ["SplinkMatcher"]
 log = logging.getLogger(__name__)
 
 _LINK_TYPES = ("dedupe_only", "link_only", "link_and_dedupe")
+#: Columns whose agreement (with every other compared column) makes identical records
+#: one profile: identifiers, not descriptive fields.
+COLLAPSE_KEYS: frozenset[str] = frozenset({"email", "phone", *ID_COLUMNS})
 
 
 def _load_settings(settings: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
@@ -252,9 +262,9 @@ class SplinkMatcher(BaseMatcher):
         trains on every blocked pair.
     collapse_identical
         Give Splink one profile per group of records identical on every compared column
-        (the built-in model's PII columns; with your own comparisons, every column but
-        ``record_id``), the ``source`` too unless ``link_type`` is ``dedupe_only``.
-        Records with all those columns empty stay single. See the module docstring.
+        (the built-in model's populated PII columns, or the input columns of your own /
+        a saved model's comparisons; the ``source`` too for ``link_and_dedupe``) that
+        carry an identifier among them. Off for ``link_only``. See the module docstring.
     """
 
     name: ClassVar[str] = "splink"
@@ -286,31 +296,53 @@ class SplinkMatcher(BaseMatcher):
 
     # -- profiles -------------------------------------------------------------------
 
+    def profile_columns(self, ctx: MatchContext) -> list[str]:
+        """Columns the model compares: what identical records must agree on to collapse.
+
+        The built-in model's populated PII columns; with your own settings (or a saved
+        model) the input columns of its comparisons, read through Splink.
+        """
+        user = _load_settings(self.settings)
+        if "comparisons" not in user:
+            return [c for c in _populated_columns(ctx) if c in PII_COLUMNS]
+        from splink.internals.settings_creator import SettingsCreator
+
+        merged = {"link_type": self.link_type, "unique_id_column_name": "record_id", **user}
+        parsed = SettingsCreator.from_path_or_dict(merged).get_settings("duckdb")
+        present = table_columns(ctx.con, ctx.records)
+        used = [c.unquote().name for c in parsed._columns_used_by_comparisons]
+        return [c for c in dict.fromkeys(used) if c in present and c != "record_id"]
+
     def profiles(self, ctx: MatchContext) -> tuple[MatchContext, dict[str, Any] | None]:
         """The context Splink runs on: one record per profile (see ``collapse_identical``).
 
-        Creates ``<prefix>splink_profile_of`` (``record_id -> profile``, the smallest
-        ``record_id`` of the identical group) and a view of the representatives in
-        ``ctx.con``. Returns ``ctx`` itself (and ``None``) when collapsing is off.
+        Records collapse when they agree on every compared column (NULL in the same
+        places) *and* carry at least one identifier there (:data:`COLLAPSE_KEYS`: e-mail,
+        phone, first-party ids). Agreeing on weak fields alone (a city, a name) is not
+        evidence enough, and Splink scores such records itself. Creates
+        ``<prefix>splink_profile_of`` (``record_id -> profile``, the smallest
+        ``record_id`` of the group) and a view of the representatives in ``ctx.con``.
+        Returns ``ctx`` itself (and ``None``) when collapsing is off or the link type is
+        ``link_only`` (a collapse would link records of one source).
         """
-        if not self.collapse_identical:
+        if not self.collapse_identical or self.link_type == "link_only":
             return ctx, None
-        if "comparisons" in _load_settings(self.settings):
-            columns = [c for c in table_columns(ctx.con, ctx.records) if c != "record_id"]
-        else:
-            columns = [c for c in _populated_columns(ctx) if c in PII_COLUMNS]
+        columns = self.profile_columns(ctx)
+        keys = [c for c in columns if c in COLLAPSE_KEYS]
+        if not keys:
+            return ctx, None  # no identifier compared: nothing may collapse
         if self.link_type != "dedupe_only" and "source" not in columns:
             columns.append("source")
         table = quote_ident(ctx.records)
         profile_of, reps = ctx.temp_name("splink_profile_of"), ctx.temp_name("splink_profiles")
         cols = ", ".join(quote_ident(c) for c in columns)
-        empty = " AND ".join(f"{quote_ident(c)} IS NULL" for c in columns) or "TRUE"
-        group = f"min(record_id) OVER (PARTITION BY {cols})" if columns else "record_id"
+        has_key = " OR ".join(f"{quote_ident(c)} IS NOT NULL" for c in keys)
         execute(
             ctx.con,
             f"""CREATE OR REPLACE TEMP TABLE {quote_ident(profile_of)} AS
                 SELECT record_id,
-                       CASE WHEN {empty} THEN record_id ELSE {group} END AS profile
+                       CASE WHEN {has_key} THEN min(record_id) OVER (PARTITION BY {cols})
+                            ELSE record_id END AS profile
                 FROM {table}""",
             step="splink: profiles",
         )
@@ -338,8 +370,13 @@ class SplinkMatcher(BaseMatcher):
 
     # -- building the model ---------------------------------------------------------
 
-    def resolved_settings(self, ctx: MatchContext) -> tuple[dict[str, Any], bool]:
+    def resolved_settings(
+        self, ctx: MatchContext, *, columns: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Settings for this dataset: built-in ones overridden by the user's.
+
+        ``columns`` (name -> SQL type) are the populated columns the built-in model is
+        built from; default: those of ``ctx.records``.
 
         Returns
         -------
@@ -353,7 +390,7 @@ class SplinkMatcher(BaseMatcher):
         if "comparisons" in user:
             merged = {"link_type": self.link_type, "unique_id_column_name": "record_id", **user}
         else:
-            columns = _populated_columns(ctx)
+            columns = _populated_columns(ctx) if columns is None else columns
             if not any(c in columns for c in PII_COLUMNS):
                 msg = (
                     "splink: the records have none of the PII columns the built-in model "
@@ -364,16 +401,21 @@ class SplinkMatcher(BaseMatcher):
             merged = {**default_settings(columns, link_type=self.link_type), **user}
         return merged, _is_trained(merged)
 
-    def plan(self, ctx: MatchContext) -> dict[str, Any]:
+    def plan(
+        self, ctx: MatchContext, *, columns: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """The whole Splink recipe for this dataset, as JSON-able data.
 
         ``settings`` is the settings dict handed to ``Linker`` (prediction rules already
         cut to the ``max_comparisons`` budget); ``prior``, ``u`` and ``em`` are the
         arguments of the training calls, in order (``None``/empty for a trained model).
-        :meth:`fit` executes exactly this plan; a benchmark can replay it with plain
-        Splink calls to measure the adapter's overhead.
+        :meth:`fit` executes exactly this plan on the profiles (:meth:`profiles`; the
+        records themselves with ``collapse_identical=False``), with ``columns`` the
+        populated columns of the records (default: of ``ctx.records``); a benchmark can
+        replay it with plain Splink calls to measure the adapter's overhead.
         """
-        settings, trained = self.resolved_settings(ctx)
+        columns = _populated_columns(ctx) if columns is None else columns
+        settings, trained = self.resolved_settings(ctx, columns=columns)
         n = _count_records(ctx)
         plan: dict[str, Any] = {
             "n_records": n,
@@ -392,7 +434,6 @@ class SplinkMatcher(BaseMatcher):
         plan["blocking_budget"] = budget
         if trained:
             return plan
-        columns = _populated_columns(ctx)
         rules = deterministic_rules(columns)
         user_prior = "probability_two_random_records_match" in _load_settings(self.settings)
         if rules and not user_prior:
@@ -495,10 +536,11 @@ class SplinkMatcher(BaseMatcher):
         """Build the linker on ``ctx.con`` and train it (unless given a trained model)."""
         phases: dict[str, float] = {}
         t0 = time.perf_counter()
+        columns = _populated_columns(ctx)
         ctx, self.profiles_ = self.profiles(ctx)
         phases["profiles"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        plan = self.plan(ctx)
+        plan = self.plan(ctx, columns=columns)
         phases["plan"] = time.perf_counter() - t0
         self.fitted_on_ = id(ctx.con)
         self.profile_ctx_ = ctx
@@ -526,6 +568,10 @@ class SplinkMatcher(BaseMatcher):
             t0 = time.perf_counter()
             for step in plan["em"]:
                 kwargs = {k: v for k, v in step.items() if k != "blocking_rule"}
+                # A session edits the live model as it starts (it drops the comparisons
+                # of its blocking rule and sets its own prior), so a failed one must be
+                # rolled back by hand.
+                before = linker._settings_obj.core_model_settings.copy()
                 try:
                     session = linker.training.estimate_parameters_using_expectation_maximisation(
                         _rule(step["blocking_rule"]), **kwargs
@@ -533,14 +579,21 @@ class SplinkMatcher(BaseMatcher):
                 except (EMTrainingException, ValueError) as exc:
                     # A rule whose block is empty in this dataset trains nothing; on a
                     # tiny block EM can also drive an m-probability to 0, which Splink
-                    # refuses (ValueError) - the session then updates nothing. The other
-                    # sessions still cover its comparisons.
+                    # refuses (ValueError: values below 1e-300). The model is restored;
+                    # the other sessions still cover its comparisons.
+                    linker._settings_obj.core_model_settings = before
                     log.warning("splink: EM session %s skipped: %s", step["blocking_rule"], exc)
                     em_skipped.append(step["blocking_rule"])
                     continue
                 training.append(step["blocking_rule"])
                 em_sampling.append(_em_sampling_info(session))
             phases["em"] = time.perf_counter() - t0
+            if not training:
+                log.warning(
+                    "splink: every EM session was skipped (%s); m-probabilities keep "
+                    "Splink's defaults",
+                    ", ".join(map(str, em_skipped)),
+                )
 
         self.linker_ = linker
         self.fit_diagnostics_ = {

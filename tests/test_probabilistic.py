@@ -179,11 +179,9 @@ def test_splink_without_pii_is_unsupported():
 def test_splink_diagnostics(febrl1):
     _, res, _, pairs = run(SplinkMatcher(), febrl1.head(500))
     d = res.diagnostics
-    # Splink's scored profile pairs, plus one pair (score 1.0) per collapsed duplicate
-    collapsed = d["profiles"]["records"] - d["profiles"]["profiles"]
-    assert d["profiles"]["records"] == 500
-    assert d["comparisons"] + collapsed == len(pairs)
-    assert (pairs.score == 1.0).sum() >= collapsed
+    # FEBRL compares no identifier (e-mail, phone, ids), so nothing collapses
+    assert d["profiles"] is None
+    assert d["comparisons"] == len(pairs)
     assert d["phases"]["u_estimation"] > 0
     assert set(d["m_u"]) >= {"given_name", "family_name", "dob"}
 
@@ -203,10 +201,9 @@ def test_splink_collapses_identical_records_into_profiles(febrl1):
     records = pd.concat([base.assign(account_id=None), events, empty], ignore_index=True)
     _, res, clusters, pairs = run(SplinkMatcher(), records)
     prof = res.diagnostics["profiles"]
-    # the ten logins are one profile; exact FEBRL duplicates collapse too
+    # the ten logins are one profile; FEBRL rows (no identifier) never collapse
     assert prof["records"] == 312
-    dupes = int(base.duplicated(subset=[c for c in prof["columns"] if c in base]).sum())
-    assert prof["profiles"] == 312 - 9 - dupes
+    assert prof["profiles"] == 312 - 9
     cluster_of = dict(zip(clusters.record_id, clusters.cluster_id, strict=True))
     assert len({cluster_of[r] for r in events.record_id}) == 1
     assert cluster_of[900_000_101] != cluster_of[900_000_102]  # nothing to go on: apart
@@ -219,11 +216,80 @@ def test_splink_collapses_identical_records_into_profiles(febrl1):
 
 
 def test_splink_keeps_sources_apart_when_linking_between_them(febrl1):
-    rows = febrl1.head(2).drop(columns="entity")
+    rows = febrl1.head(2).drop(columns="entity").assign(email=["a@x.org", "b@x.org"])
     twin = rows.head(1).assign(record_id=99_000_001, source="other")
-    _, res, _, _ = run(SplinkMatcher(link_type="link_only"), pd.concat([rows, twin]))
+    _, res, _, _ = run(SplinkMatcher(link_type="link_and_dedupe"), pd.concat([rows, twin]))
     assert "source" in res.diagnostics["profiles"]["columns"]
     assert res.diagnostics["profiles"]["profiles"] == 3
+
+
+def test_splink_collapses_only_on_identifiers_and_never_for_link_only(febrl1):
+    base = febrl1.head(300).drop(columns="entity")
+    # two logins make account_id a compared identifier; five different people known
+    # only by their city agree on every compared column but carry no identifier
+    logins = pd.DataFrame(
+        {"record_id": [700_000_001, 700_000_002], "source": "login", "account_id": "A"}
+    )
+    weak = pd.DataFrame(
+        {"record_id": np.arange(800_000_001, 800_000_006), "source": "x", "city": "sydney"}
+    )
+    records = pd.concat([base, logins, weak], ignore_index=True)
+    _, res, clusters, _ = run(SplinkMatcher(), records)
+    cluster_of = dict(zip(clusters.record_id, clusters.cluster_id, strict=True))
+    assert len({cluster_of[r] for r in weak.record_id}) == 5
+    assert cluster_of[700_000_001] == cluster_of[700_000_002]
+    assert res.diagnostics["profiles"] == {
+        "records": 307,
+        "profiles": 306,
+        "columns": res.diagnostics["profiles"]["columns"],
+    }
+    # link_only: a duplicate within one source must not be linked by a collapse
+    twin = base.head(1).assign(record_id=99_000_001)
+    ctx = context(pd.concat([base, twin, logins]))
+    assert SplinkMatcher(link_type="link_only").profiles(ctx) == (ctx, None)
+    assert SplinkMatcher().profiles(ctx)[1]["profiles"] == 302
+
+
+def test_splink_identical_event_rows_alone_are_one_cluster():
+    # five logins of one account and nothing else: one profile, not "unsupported"
+    rows = pd.DataFrame(
+        {"record_id": np.arange(5, 10, dtype="int64"), "source": "login", "account_id": "A-1"}
+    )
+    _, res, clusters, pairs = run(SplinkMatcher(), rows)
+    assert clusters.cluster_id.nunique() == 1
+    assert res.diagnostics["profiles"]["profiles"] == 1 and res.diagnostics["comparisons"] == 0
+    assert sorted(pairs.record_id_r) == [6, 7, 8, 9] and (pairs.score == 1.0).all()
+
+
+def test_splink_saved_model_collapses_on_its_compared_columns(febrl1, tmp_path):
+    base = febrl1.head(300).drop(columns="entity").assign(account_id=None)
+    events = pd.DataFrame(
+        {"record_id": np.arange(900_000_001, 900_000_011), "source": "login", "account_id": "A"}
+    )
+    records = pd.concat([base, events], ignore_index=True)
+    trained = SplinkMatcher()
+    _, res, _, _ = run(trained, records)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(trained.linker_.misc.save_model_to_json()))
+    _, again, clusters, _ = run(SplinkMatcher(settings=str(path)), records)
+    assert again.diagnostics["trained_here"] is False
+    assert again.diagnostics["profiles"]["profiles"] == res.diagnostics["profiles"]["profiles"]
+    assert "source" not in again.diagnostics["profiles"]["columns"]
+    cluster_of = dict(zip(clusters.record_id, clusters.cluster_id, strict=True))
+    assert len({cluster_of[r] for r in events.record_id}) == 1
+
+
+def test_splink_a_failed_em_session_leaves_the_model_intact(febrl1):
+    empty_block = 'l."given_name" = r."given_name" AND l."given_name" = \'no-such-name\''
+    rules = [empty_block, ["given_name", "family_name"], ["dob", "postcode"]]
+    _, res, _, _ = run(SplinkMatcher(training_rules=rules), febrl1.head(400))
+    _, ref, _, _ = run(SplinkMatcher(training_rules=rules[1:]), febrl1.head(400))
+    assert res.diagnostics["em_skipped"] == [empty_block]
+    assert set(res.diagnostics["m_u"]) == set(ref.diagnostics["m_u"]) >= {"given_name"}
+    assert res.diagnostics["probability_two_random_records_match"] == pytest.approx(
+        ref.diagnostics["probability_two_random_records_match"]
+    )
+    assert res.diagnostics["m_u"] == ref.diagnostics["m_u"]
 
 
 def test_splink_settings_override_dict_and_path(febrl1, tmp_path):

@@ -71,11 +71,11 @@ GATES: list[tuple[str, dict[str, Any], str, dict[str, float]]] = [
     # so this is reproducible.
     ("splink", {}, "cdp-realistic", {"f1": 0.62, "precision": 0.96}),
     # Splink where most records are event rows (logins, visits) of few identifiers:
-    # B-cubed F1 0.247 (seeds 2/3: 0.252/0.206; the floor holds for seeds 1-2), B-cubed
-    # precision 1.000. Without collapsing identical records: 0.028 (nothing links).
+    # B-cubed F1 0.246 (seeds 2/3: 0.244/0.205; the floor holds for seeds 1-2), B-cubed
+    # precision 1.000. Without collapsing identical records: 0.026 (nothing links).
     ("splink", {}, "identity-graph", {"bcubed_f1": 0.22, "bcubed_precision": 0.98}),
-    # Splink on FEBRL4 (5,000 + 5,000 records, one duplicate each): F1 0.997 (0.9971
-    # with version 4).
+    # Splink on FEBRL4 (5,000 + 5,000 records, one duplicate each): F1 0.997 (0.9969
+    # with version 4: FEBRL compares no identifier, so nothing collapses).
     ("splink", {}, "febrl4", {"f1": 0.98}),
     # recordlinkage (ECM) on the first-party recipe: F1 0.268 (seeds 2/3: 0.259/0.223),
     # precision 0.797 (0.989/0.829) - ECM trades precision for reach here.
