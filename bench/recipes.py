@@ -213,7 +213,7 @@ def recipes_dir() -> Path:
     ``<repo>/datasets``.
     """
     here = Path(__file__).resolve().parent
-    return here.parent / "datasets"
+    return (here.parent / "datasets").resolve()
 
 
 def _kind(path: Path) -> str:

@@ -364,6 +364,15 @@ def run_suite(
     return records
 
 
+def _heldout_seed(rec: dict[str, Any], supervised: set[Any]) -> int | None:
+    """The held-out seed a recompute uses: the stored one, else the run's own seed when
+    a supervised run of its dataset is stored (as the runner would have done)."""
+    stored = (rec.get("heldout") or {}).get("seed")
+    if stored is not None:
+        return int(stored)
+    return rec.get("seed") if rec["dataset"]["fingerprint"] in supervised else None
+
+
 def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
     """Re-derive the metrics of every stored ``ok`` run from its raw outputs.
 
@@ -406,9 +415,7 @@ def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
                     ds,
                     threads=threads,
                     threshold=rec["matcher"].get("threshold"),
-                    heldout_seed=rec.get("seed")
-                    if rec["dataset"]["fingerprint"] in supervised
-                    else None,
+                    heldout_seed=_heldout_seed(rec, supervised),
                 )
             except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
                 problems.append(f"{key}: evaluation failed: {type(exc).__name__}: {exc}")

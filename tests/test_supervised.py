@@ -311,3 +311,21 @@ def test_recompute_adds_held_out_metrics_where_a_supervised_run_is_stored(
     updated, problems = recompute(copy / "sup", threads=1)
     assert problems == [] and updated == 2
     assert json.loads(path.read_text())["heldout"] == want
+
+
+def test_recompute_keeps_held_out_metrics_when_no_supervised_record_is_left(
+    supervised_run, tmp_path
+) -> None:
+    # the supervised run was lost (killed before it stored a result): the other runs keep
+    # the held-out metrics they were stored with
+    from bench.runner import recompute
+
+    copy = tmp_path / "results"
+    shutil.copytree(supervised_run["root"] / "results", copy)
+    runs = copy / "sup" / "runs"
+    (runs / f"{supervised_run['record']['run_key']}.json").unlink()
+    path = runs / f"{supervised_run['other']['run_key']}.json"
+    want = json.loads(path.read_text())["heldout"]
+    updated, problems = recompute(copy / "sup", threads=1)
+    assert problems == [] and updated == 1
+    assert json.loads(path.read_text())["heldout"] == want
