@@ -376,6 +376,22 @@ def _training_note(results: plot.Results, records: list[dict[str, Any]]) -> list
             ),
             _Block("table", header=HELDOUT_COLUMNS, align=("l", "l", *("r",) * 5), rows=rows),
         ]
+    missing = sorted(
+        {
+            results.label(r)
+            for r in records
+            if r.get("status") == "ok" and not (r.get("heldout") or {}).get("person")
+        }
+    )
+    if missing:
+        blocks.append(
+            _Block(
+                "p",
+                "Not in that comparison yet (stored before the suite had a supervised "
+                f"matcher): {', '.join(f'`{m}`' for m in missing)}; `idbench run --recompute` "
+                "adds their held-out metrics from the stored outputs.",
+            )
+        )
     return blocks
 
 

@@ -308,9 +308,16 @@ def test_recompute_adds_held_out_metrics_where_a_supervised_run_is_stored(
     stored = json.loads(path.read_text())
     want = stored.pop("heldout")
     path.write_text(json.dumps(stored))
+    from bench.report import build_report
+
+    build_report(copy / "sup")
+    note = "Not in that comparison yet (stored before the suite had a supervised matcher): `exact`"
+    assert note in (copy / "sup" / "report.md").read_text()
     updated, problems = recompute(copy / "sup", threads=1)
     assert problems == [] and updated == 2
     assert json.loads(path.read_text())["heldout"] == want
+    build_report(copy / "sup")
+    assert "Not in that comparison yet" not in (copy / "sup" / "report.md").read_text()
 
 
 def test_recompute_keeps_held_out_metrics_when_no_supervised_record_is_left(
