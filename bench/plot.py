@@ -184,20 +184,28 @@ def short_labels(records: Iterable[dict[str, Any]]) -> dict[str, str]:
 
     Returns a mapping ``canonical (name, params) -> label``. A matcher run with one
     parameter set is labelled by its name alone; otherwise only the parameters whose
-    values differ between its parameter sets are shown (``exact keys=email``).
+    values differ between its parameter sets are shown (``exact keys=email``). A
+    supervised matcher (tag ``needs_labels``) is marked ``(held-out)``: its metrics
+    cover the persons it did not learn from.
     """
     by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    supervised: set[str] = set()
     for rec in records:
         m = rec.get("matcher") or {}
         params = m.get("params") or {}
         by_name[str(m.get("name"))][_canon(params)] = params
+        if "needs_labels" in (m.get("tags") or ()):
+            supervised.add(str(m.get("name")))
     out: dict[str, str] = {}
     for name, configs in by_name.items():
         keys = sorted({k for p in configs.values() for k in p})
         varying = [k for k in keys if len({_canon(p.get(k)) for p in configs.values()}) > 1]
+        # a supervised matcher is scored on its held-out persons only: say so wherever
+        # its label appears beside the others
+        shown = f"{name} (held-out)" if name in supervised else name
         for canon, params in configs.items():
             parts = [f"{k}={_fmt_value(params[k])}" for k in varying if k in params]
-            label = " ".join([name, ", ".join(parts)]) if parts else name
+            label = " ".join([shown, ", ".join(parts)]) if parts else shown
             if len(label) > _LABEL_MAX:
                 label = label[: _LABEL_MAX - 1] + "\u2026"
             out[_config_key(name, canon)] = label

@@ -283,8 +283,6 @@ def _result_rows(results: plot.Results, records: list[dict[str, Any]]) -> list[t
         match_s = _median([plot.match_seconds(r) for r in rs])
         peak = _median([r.get("peak_rss_bytes") for r in rs])
         lab = label + (f" (x{len(rs)})" if len(rs) > 1 else "")
-        if person_ok and any(r.get("training") for r in rs):
-            lab += " [held-out persons]"
         rows.append(
             (
                 lab,
@@ -360,7 +358,7 @@ def _training_note(results: plot.Results, records: list[dict[str, Any]]) -> list
             "Supervised: "
             + "; ".join(parts)
             + f" (a {share}% sample of persons drawn with the run's seed). Those records are "
-            "left out of the row's metrics (marked `[held-out persons]`), so it is scored on "
+            "left out of the row's metrics (marked `(held-out)`), so it is scored on "
             "fewer persons than the rows beside it and is not ranked against them in the "
             "summary.",
         )

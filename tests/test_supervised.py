@@ -218,7 +218,7 @@ def test_the_report_says_a_supervised_row_is_scored_without_its_training_persons
         f"learnt from the labels of {persons:,} persons ({records:,} records)"
         " (a 20% sample of persons" in text
     )
-    assert "| anonymous-supervised [held-out persons] | prob | ok |" in text
+    assert "| anonymous-supervised (held-out) | prob | ok |" in text
 
 
 def test_the_draw_does_not_depend_on_row_order(tmp_path: Path) -> None:
