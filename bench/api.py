@@ -5,7 +5,9 @@ Plugin authors import from here (and from :mod:`bench.testing`), nothing else.
 A matcher is constructed with keyword parameters only, stores them unchanged, and does
 its work in :meth:`Matcher.fit` and :meth:`Matcher.match`. The harness hands it a fresh
 DuckDB connection holding read-only views of the records to resolve and, where the
-dataset has them, auxiliary tables. Ground truth is never in that connection.
+dataset has them, auxiliary tables. Ground truth is never in that connection, except the
+``labels`` of a training sample of persons for a matcher tagged ``needs_labels``
+(:mod:`bench.labels`; the evaluation leaves those persons out).
 
 Example
 -------

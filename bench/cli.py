@@ -1,6 +1,7 @@
 """The ``idbench`` command line.
 
-``idbench list | check NAME | run [SUITE] | generate NAME | describe DATASET``
+``idbench list | check NAME | run [SUITE] | generate NAME | describe DATASET |
+scale --matchers ... | report [SUITE] | plot FIGURE [SUITE]``
 """
 
 from __future__ import annotations
@@ -386,6 +387,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
 # --- main -------------------------------------------------------------------------------
 
 
+class _Help(argparse.HelpFormatter):
+    """Help text with each option's default, where it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        if action.option_strings or action.nargs in ("?", "*"):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -397,17 +410,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list registered matchers and their status")
+    p = sub.add_parser(
+        "list",
+        help="list registered matchers and their status",
+        description="List every matcher registered under the idbench.matchers entry points, with its tags, distribution and whether it loads.",
+        formatter_class=_Help,
+    )
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("check", help="run the conformance suite on a matcher")
+    p = sub.add_parser(
+        "check",
+        help="run the conformance suite on a matcher",
+        description="Run the conformance checks (bench.testing) on one matcher and print a table; exit 1 when a check fails.",
+        formatter_class=_Help,
+    )
     p.add_argument("name", help="registered matcher name or module:Class")
     p.add_argument("--params", help='constructor parameters as JSON, e.g. \'{"keys": ["phone"]}\'')
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("run", help="run a suite (default: the bundled default suite)")
+    p = sub.add_parser(
+        "run",
+        help="run a suite (default: the bundled default suite)",
+        description="Run every dataset x matcher x parameter set x repeat of a suite, one process per run, and store a record per run; stored runs are skipped. SUITE is a TOML file or a bundled suite: default, guards, noise-sweep.",
+        formatter_class=_Help,
+    )
     p.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name")
-    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--results", default="results", help="results root")
     redo = p.add_mutually_exclusive_group()
     redo.add_argument("--force", action="store_true", help="re-run runs that are already stored")
     redo.add_argument(
@@ -425,19 +453,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--recompute",
         action="store_true",
-        help="re-derive the metrics of the suite's stored runs from their raw outputs",
+        help="re-derive the metrics of the suite's stored runs from their raw outputs (runs "
+        "nothing; --force / --retry-failed / --strict do not apply; exits 1 when a run "
+        "cannot be recomputed)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("generate", help="generate a synthetic dataset from a recipe")
+    p = sub.add_parser(
+        "generate",
+        help="generate a synthetic dataset from a recipe",
+        description="Render a synthetic population from a preset or recipe file into the dataset layout (records, auxiliary tables, truth).",
+        formatter_class=_Help,
+    )
     p.add_argument(
         "name",
         help="preset (cdp-clean, cdp-realistic, dmp-crossdevice, "
         "identity-graph, adversarial) or recipe TOML file",
     )
-    p.add_argument("--size", default="tiny", choices=["tiny", "small", "large", "xl"])
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--size", default="tiny", choices=["tiny", "small", "large", "xl"], help="population size"
+    )
+    p.add_argument("--seed", type=int, default=42, help="generator seed (part of the folder name)")
     p.add_argument(
         "--out",
         help="output directory (default: datasets/generated/NAME-SIZE-sSEED for a preset; "
@@ -451,21 +488,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("describe", help="counts per source, hazard and person of a dataset")
+    p = sub.add_parser(
+        "describe",
+        help="counts per source, hazard and person of a dataset",
+        description="counts per source, hazard and person of a dataset",
+        formatter_class=_Help,
+    )
     p.add_argument("dataset", help="dataset directory")
     p.add_argument("--json", action="store_true", help="print the raw description as JSON")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser(
-        "scale", help="scaling sweep: matchers over growing datasets, fitted cost exponent"
+        "scale",
+        help="scaling sweep: matchers over growing datasets, fitted cost exponent",
+        description="Run matchers over a generated recipe at growing record counts and fit "
+        "time = a * n^b.",
+        formatter_class=_Help,
     )
     p.add_argument("--matchers", required=True, help="comma-separated, e.g. cascade,splink")
-    p.add_argument("--sizes", default="10k,100k,1M", help="record counts (default: 10k,100k,1M)")
-    p.add_argument(
-        "--recipe", default="cdp-realistic", help="generated preset (default: cdp-realistic)"
-    )
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--sizes", default="10k,100k,1M", help="record counts")
+    p.add_argument("--recipe", default="cdp-realistic", help="generated preset")
+    p.add_argument("--seed", type=int, default=1, help="generator and run seed")
+    p.add_argument("--results", default="results", help="results root")
     p.add_argument("--suite", default="scaling", help="suite name for the stored runs")
     p.add_argument("--timeout", type=float, default=1800.0, help="per-run timeout in seconds")
     p.add_argument(
@@ -475,18 +519,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the sweep and fits to this JSON file")
     p.set_defaults(func=_cmd_scale)
 
-    p = sub.add_parser("report", help="build report.md / report.html from stored results")
-    p.add_argument("suite", nargs="?", default="default", help="suite name (default: default)")
-    p.add_argument("--results", default="results", help="results root (default: results)")
+    p = sub.add_parser(
+        "report",
+        help="build report.md / report.html from stored results",
+        description="build report.md / report.html from stored results",
+        formatter_class=_Help,
+    )
+    p.add_argument("suite", nargs="?", default="default", help="suite name")
+    p.add_argument("--results", default="results", help="results root")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("plot", help="draw one figure from stored results")
+    p = sub.add_parser(
+        "plot",
+        help="draw one figure from stored results",
+        description="draw one figure from stored results",
+        formatter_class=_Help,
+    )
     p.add_argument(
         "figure",
         help="pareto, precision_recall, degradation, hazards, monthly or scaling",
     )
-    p.add_argument("suite", nargs="?", default="default", help="suite name (default: default)")
-    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("suite", nargs="?", default="default", help="suite name")
+    p.add_argument("--results", default="results", help="results root")
     p.add_argument(
         "--out", help="output directory or .png/.svg path (default: the suite's figures/)"
     )
@@ -518,7 +572,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         if args.verbose:
             raise
-        err.print(f"[red]error:[/] {escape(str(exc))} (run with -v for the traceback)")
+        err.print(
+            f"[red]error:[/] {escape(str(exc))} (run `idbench -v {args.command} ...` for the "
+            "traceback)"
+        )
         return 2
 
 

@@ -12,6 +12,11 @@ stage attribution and threshold sweeps (:mod:`bench.metrics_pairs`), hazards
 business impact (:mod:`bench.metrics_business`) and months
 (:mod:`bench.metrics_temporal`). Nothing is quadratic in cluster size: the cost is
 O(records + candidate pairs).
+
+A supervised run's training records (``training_records.parquet`` beside its outputs,
+:mod:`bench.labels`) are left out of every metric; with ``heldout_seed`` any run is
+also scored on the persons outside the training sample of that seed (``heldout``), so
+all matchers of a suite with a supervised one compare on the same persons.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Shared by the run worker (one run in its own process) and the conformance suite. The
 matcher sees a fresh connection holding the records and auxiliary tables as read-only
-views over harness-owned tables; the truth is never loaded here.
+views over harness-owned tables; of the truth only a supervised matcher's training
+labels (``labels``) are loaded here, never the truth files.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ them with the same content:
 - ``report.html``: one self-contained file (figures embedded as base64 PNG, inline CSS,
   no external references) to attach to an issue or open offline.
 
-Sections: datasets, results per dataset, failed and skipped runs with their reasons,
-figures with captions generated from the data (figures without data are listed with the
+Sections: datasets, results per dataset (with, where the suite has a supervised matcher,
+every matcher scored on the same held-out persons), the error-explaining tables, failed
+and skipped runs with their reasons, figures with captions generated from the data (figures without data are listed with the
 runs that would produce them), and the environment the runs executed in.
 """
 

@@ -51,6 +51,12 @@ feature *patterns*, never over records or pairs):
 
 The cap is a guard, so a pair at or above ``threshold`` may end up split when its
 component was too large.
+
+:class:`AnonymousSupervised` (``anonymous-supervised``) replaces step 3 when the
+harness passes a labelled training sample of persons: m, u and the match share come from
+the labelled candidate pairs (:func:`fellegi_sunter_supervised`), with the match share
+corrected for how the persons were drawn; candidates, features and clustering are the
+same.
 """
 
 from __future__ import annotations
