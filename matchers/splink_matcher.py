@@ -311,7 +311,14 @@ class SplinkMatcher(BaseMatcher):
         parsed = SettingsCreator.from_path_or_dict(merged).get_settings("duckdb")
         present = table_columns(ctx.con, ctx.records)
         used = [c.unquote().name for c in parsed._columns_used_by_comparisons]
-        return [c for c in dict.fromkeys(used) if c in present and c != "record_id"]
+        missing = sorted({c for c in used if c not in present})
+        if missing:
+            msg = (
+                f"splink: the settings compare column(s) {', '.join(missing)} that the "
+                f"records do not have (they have {', '.join(present)})"
+            )
+            raise ValueError(msg)
+        return [c for c in dict.fromkeys(used) if c != "record_id"]
 
     def profiles(self, ctx: MatchContext) -> tuple[MatchContext, dict[str, Any] | None]:
         """The context Splink runs on: one record per profile (see ``collapse_identical``).
@@ -325,13 +332,14 @@ class SplinkMatcher(BaseMatcher):
         Returns ``ctx`` itself (and ``None``) when collapsing is off or the link type is
         ``link_only`` (a collapse would link records of one source).
         """
-        if not self.collapse_identical or self.link_type == "link_only":
+        link_type = _load_settings(self.settings).get("link_type", self.link_type)
+        if not self.collapse_identical or link_type == "link_only":
             return ctx, None
         columns = self.profile_columns(ctx)
         keys = [c for c in columns if c in COLLAPSE_KEYS]
         if not keys:
             return ctx, None  # no identifier compared: nothing may collapse
-        if self.link_type != "dedupe_only" and "source" not in columns:
+        if link_type != "dedupe_only" and "source" not in columns:
             columns.append("source")
         table = quote_ident(ctx.records)
         profile_of, reps = ctx.temp_name("splink_profile_of"), ctx.temp_name("splink_profiles")
@@ -612,11 +620,32 @@ class SplinkMatcher(BaseMatcher):
             if not free:
                 log.warning("splink: a table named result_df exists; keeping the default prior")
                 return
-            with _quiet_sampled_counts():
-                linker.training.estimate_probability_two_random_records_match(
-                    [block_on(*r) for r in prior["deterministic_matching_rules"]],
-                    recall=prior["recall"],
-                    record_sample_proportion=prior["record_sample_proportion"],
+            model = linker._settings_obj.core_model_settings
+            before = model.probability_two_random_records_match
+            try:
+                with _quiet_sampled_counts():
+                    linker.training.estimate_probability_two_random_records_match(
+                        [block_on(*r) for r in prior["deterministic_matching_rules"]],
+                        recall=prior["recall"],
+                        record_sample_proportion=prior["record_sample_proportion"],
+                    )
+            except ValueError as exc:
+                # e.g. the rules find fewer pairs than the assumed recall allows
+                linker._settings_obj.core_model_settings.probability_two_random_records_match = (
+                    before
+                )
+                log.warning("splink: prior not estimated (%s); keeping %s", exc, before)
+                return
+            model = linker._settings_obj.core_model_settings
+            estimate = model.probability_two_random_records_match
+            if not 0.0 < estimate < 1.0:
+                # no pair met the rules (few records, or identical ones already collapsed
+                # into one profile): a prior of 0 or 1 would make every score 0 or 1
+                model.probability_two_random_records_match = before
+                log.warning(
+                    "splink: the deterministic rules gave a prior of %s; keeping %s",
+                    estimate,
+                    before,
                 )
 
     # -- matching -------------------------------------------------------------------

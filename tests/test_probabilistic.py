@@ -292,6 +292,45 @@ def test_splink_a_failed_em_session_leaves_the_model_intact(febrl1):
     assert res.diagnostics["m_u"] == ref.diagnostics["m_u"]
 
 
+def test_splink_link_only_from_the_settings_never_collapses():
+    import splink.comparison_library as cl
+    from splink import block_on
+
+    settings = {
+        "link_type": "link_only",
+        "comparisons": [cl.EmailComparison("email")],
+        "blocking_rules_to_generate_predictions": [block_on("email")],
+    }
+    rows = pd.DataFrame(
+        {"record_id": [1, 2, 3], "source": ["A", "A", "B"], "email": ["a@x", "a@x", "b@x"]}
+    )
+    ctx = context(rows)
+    assert SplinkMatcher(settings=settings).profiles(ctx) == (ctx, None)
+
+
+def test_splink_prior_from_rules_that_find_nothing_is_kept_at_its_default():
+    # identical e-mails collapse into three profiles: the e-mail rule then finds no pair,
+    # which would make the prior 0 (every score 0, log2(0) in predict)
+    rows = pd.DataFrame(
+        {
+            "record_id": range(1, 9),
+            "source": "login",
+            "email": ["a@x.org"] * 3 + ["b@y.org"] * 3 + ["c@z.org"] * 2,
+        }
+    )
+    _, res, clusters, _ = run(SplinkMatcher(), rows)
+    assert 0 < res.diagnostics["probability_two_random_records_match"] < 1
+    assert clusters.groupby("cluster_id").size().sort_values().tolist() == [2, 3, 3]
+
+
+def test_splink_settings_naming_a_missing_column_are_refused(febrl1):
+    import splink.comparison_library as cl
+
+    settings = {"comparisons": [cl.ExactMatch("loyalty_id")]}
+    with pytest.raises(ValueError, match="loyalty_id"):
+        SplinkMatcher(settings=settings).fit(context(febrl1.head(50)))
+
+
 def test_splink_settings_override_dict_and_path(febrl1, tmp_path):
     rules = [{"blocking_rule": 'l."dob" = r."dob"'}]
     path = tmp_path / "settings.json"
