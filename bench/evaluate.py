@@ -124,6 +124,11 @@ def partition_checksum(
     return str(row["chk"])
 
 
+def _absent_from(table: str, column: str) -> str:
+    """SQL condition: ``column`` is not a ``record_id`` of ``table`` (an anti-join)."""
+    return f"NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.record_id = {column})"
+
+
 def _register_outputs(
     con: duckdb.DuckDBPyConnection, raw_dir: Path, training: Path | None
 ) -> int | None:
@@ -180,10 +185,11 @@ def _register_outputs(
             "to evaluate (the dataset has too few persons for a training sample)"
         )
         raise metrics.EvaluationInputError(msg)
-    anti = "NOT EXISTS (SELECT 1 FROM training_records AS t WHERE t.record_id = {col})"
     keep = {
-        "clusters": anti.format(col="x.record_id"),
-        "pairs": anti.format(col="x.record_id_l") + " AND " + anti.format(col="x.record_id_r"),
+        "clusters": _absent_from("training_records", "x.record_id"),
+        "pairs": _absent_from("training_records", "x.record_id_l")
+        + " AND "
+        + _absent_from("training_records", "x.record_id_r"),
     }
     for view, path in files.items():
         if path.is_file():
@@ -220,10 +226,8 @@ def _heldout(
     engine.register_arrow(con, "heldout_training", sample.select(["record_id"]))
     engine.execute(
         con,
-        """
-        CREATE VIEW clusters_heldout AS SELECT * FROM clusters AS x
-        WHERE NOT EXISTS (SELECT 1 FROM heldout_training AS t WHERE t.record_id = x.record_id)
-        """,
+        "CREATE VIEW clusters_heldout AS SELECT * FROM clusters AS x WHERE "
+        + _absent_from("heldout_training", "x.record_id"),
         step="evaluation: held-out clusters",
     )
     return {
