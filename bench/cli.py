@@ -399,6 +399,15 @@ class _Help(argparse.HelpFormatter):
         return text
 
 
+def _command(
+    sub: Any, name: str, help_text: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand whose help page describes it and shows its meaningful defaults."""
+    return sub.add_parser(
+        name, help=help_text, description=description or help_text, formatter_class=_Help
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -410,29 +419,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "list",
-        help="list registered matchers and their status",
-        description="List every matcher registered under the idbench.matchers entry points, with its tags, distribution and whether it loads.",
-        formatter_class=_Help,
+        "list registered matchers and their status",
+        "List every matcher registered under the idbench.matchers entry points, with its "
+        "tags, distribution and whether it loads.",
     )
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "check",
-        help="run the conformance suite on a matcher",
-        description="Run the conformance checks (bench.testing) on one matcher and print a table; exit 1 when a check fails.",
-        formatter_class=_Help,
+        "run the conformance suite on a matcher",
+        "Run the conformance checks (bench.testing) on one matcher and print a table; "
+        "exit 1 when a check fails.",
     )
     p.add_argument("name", help="registered matcher name or module:Class")
     p.add_argument("--params", help='constructor parameters as JSON, e.g. \'{"keys": ["phone"]}\'')
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "run",
-        help="run a suite (default: the bundled default suite)",
-        description="Run every dataset x matcher x parameter set x repeat of a suite, one process per run, and store a record per run; stored runs are skipped. SUITE is a TOML file or a bundled suite: default, guards, noise-sweep.",
-        formatter_class=_Help,
+        "run a suite (default: the bundled default suite)",
+        "Run every dataset x matcher x parameter set x repeat of a suite, one process per "
+        "run, and store a record per run; stored runs are skipped. SUITE is a TOML file or "
+        "a bundled suite: default, guards, noise-sweep.",
     )
     p.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name")
     p.add_argument("--results", default="results", help="results root")
@@ -460,11 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "generate",
-        help="generate a synthetic dataset from a recipe",
-        description="Render a synthetic population from a preset or recipe file into the dataset layout (records, auxiliary tables, truth).",
-        formatter_class=_Help,
+        "generate a synthetic dataset from a recipe",
+        "Render a synthetic population from a preset or recipe file into the dataset "
+        "layout (records, auxiliary tables, truth).",
     )
     p.add_argument(
         "name",
@@ -488,22 +502,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser(
-        "describe",
-        help="counts per source, hazard and person of a dataset",
-        description="counts per source, hazard and person of a dataset",
-        formatter_class=_Help,
-    )
+    p = _command(sub, "describe", "counts per source, hazard and person of a dataset")
     p.add_argument("dataset", help="dataset directory")
     p.add_argument("--json", action="store_true", help="print the raw description as JSON")
     p.set_defaults(func=cmd_describe)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "scale",
-        help="scaling sweep: matchers over growing datasets, fitted cost exponent",
-        description="Run matchers over a generated recipe at growing record counts and fit "
-        "time = a * n^b.",
-        formatter_class=_Help,
+        "scaling sweep: matchers over growing datasets, fitted cost exponent",
+        "Run matchers over a generated recipe at growing record counts and fit time = a * n^b.",
     )
     p.add_argument("--matchers", required=True, help="comma-separated, e.g. cascade,splink")
     p.add_argument("--sizes", default="10k,100k,1M", help="record counts")
@@ -519,22 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the sweep and fits to this JSON file")
     p.set_defaults(func=_cmd_scale)
 
-    p = sub.add_parser(
-        "report",
-        help="build report.md / report.html from stored results",
-        description="build report.md / report.html from stored results",
-        formatter_class=_Help,
-    )
+    p = _command(sub, "report", "build report.md / report.html from stored results")
     p.add_argument("suite", nargs="?", default="default", help="suite name")
     p.add_argument("--results", default="results", help="results root")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser(
-        "plot",
-        help="draw one figure from stored results",
-        description="draw one figure from stored results",
-        formatter_class=_Help,
-    )
+    p = _command(sub, "plot", "draw one figure from stored results")
     p.add_argument(
         "figure",
         help="pareto, precision_recall, degradation, hazards, monthly or scaling",

@@ -296,7 +296,9 @@ class SplinkMatcher(BaseMatcher):
 
     # -- profiles -------------------------------------------------------------------
 
-    def profile_columns(self, ctx: MatchContext) -> list[str]:
+    def profile_columns(
+        self, ctx: MatchContext, populated: Mapping[str, str] | None = None
+    ) -> list[str]:
         """Columns the model compares: what identical records must agree on to collapse.
 
         The built-in model's populated PII columns; with your own settings (or a saved
@@ -304,7 +306,8 @@ class SplinkMatcher(BaseMatcher):
         """
         user = _load_settings(self.settings)
         if "comparisons" not in user:
-            return [c for c in _populated_columns(ctx) if c in PII_COLUMNS]
+            populated = _populated_columns(ctx) if populated is None else populated
+            return [c for c in populated if c in PII_COLUMNS]
         from splink.internals.settings_creator import SettingsCreator
 
         merged = {"link_type": self.link_type, "unique_id_column_name": "record_id", **user}
@@ -320,7 +323,9 @@ class SplinkMatcher(BaseMatcher):
             raise ValueError(msg)
         return [c for c in dict.fromkeys(used) if c != "record_id"]
 
-    def profiles(self, ctx: MatchContext) -> tuple[MatchContext, dict[str, Any] | None]:
+    def profiles(
+        self, ctx: MatchContext, populated: Mapping[str, str] | None = None
+    ) -> tuple[MatchContext, dict[str, Any] | None]:
         """The context Splink runs on: one record per profile (see ``collapse_identical``).
 
         Records collapse when they agree on every compared column (NULL in the same
@@ -335,7 +340,7 @@ class SplinkMatcher(BaseMatcher):
         link_type = _load_settings(self.settings).get("link_type", self.link_type)
         if not self.collapse_identical or link_type == "link_only":
             return ctx, None
-        columns = self.profile_columns(ctx)
+        columns = self.profile_columns(ctx, populated)
         keys = [c for c in columns if c in COLLAPSE_KEYS]
         if not keys:
             return ctx, None  # no identifier compared: nothing may collapse
@@ -545,7 +550,7 @@ class SplinkMatcher(BaseMatcher):
         phases: dict[str, float] = {}
         t0 = time.perf_counter()
         columns = _populated_columns(ctx)
-        ctx, self.profiles_ = self.profiles(ctx)
+        ctx, self.profiles_ = self.profiles(ctx, columns)
         phases["profiles"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         plan = self.plan(ctx, columns=columns)
