@@ -1,23 +1,30 @@
 """The matcher contract: what a matcher receives, what it returns, how it is described.
 
-Plugin authors import from here (and from :mod:`bench.testing`), nothing else.
+Plugin authors import from here (and from :mod:`bench.testing`), nothing else: besides
+the contract, this module re-exports the SQL helpers a matcher needs (identifier
+quoting, literals, statements that name their step in errors, connected components), so
+a plugin can do everything the built-in matchers do. The built-in matchers import only
+this module from the harness (a test checks it).
 
 A matcher is constructed with keyword parameters only, stores them unchanged, and does
 its work in :meth:`Matcher.fit` and :meth:`Matcher.match`. The harness hands it a fresh
 DuckDB connection holding read-only views of the records to resolve and, where the
 dataset has them, auxiliary tables. Ground truth is never in that connection, except the
 ``labels`` of a training sample of persons for a matcher tagged ``needs_labels``
-(:mod:`bench.labels`; the evaluation leaves those persons out).
+(:mod:`bench.data.labels`; the evaluation leaves those persons out).
 
 Example
 -------
 >>> class Email(BaseMatcher):
 ...     name = "email-only"
+...     lens = "deterministic"
 ...     tags = frozenset({"pii"})
 ...     def __init__(self, *, lower: bool = True):
 ...         self.lower = lower
 ...     def match(self, ctx):
-...         rel = ctx.con.sql(f"SELECT record_id, ... FROM {ctx.records}")
+...         rel = ctx.con.sql(
+...             f"SELECT record_id, lower(email) AS key FROM {quote_ident(ctx.records)}"
+...         )
 ...         return MatchResult(clusters=rel)
 """
 
@@ -28,6 +35,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
+
+from bench.sql.engine import (
+    SQLError,
+    execute,
+    literal,
+    materialise,
+    query,
+    query_one,
+    quote_ident,
+    table_columns,
+)
+from bench.sql.graph import (
+    CappedComponents,
+    ComponentsResult,
+    capped_components,
+    connected_components,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -40,12 +64,27 @@ if TYPE_CHECKING:
     Output = duckdb.DuckDBPyRelation | pa.Table | pl.DataFrame | str
 
 __all__ = [
+    "CLUSTER_COLUMNS",
     "KNOWN_TAGS",
+    "LENSES",
+    "PAIR_COLUMNS",
     "BaseMatcher",
+    "CappedComponents",
+    "ComponentsResult",
     "MatchContext",
     "MatchResult",
     "Matcher",
+    "SQLError",
     "UnsupportedInput",
+    "capped_components",
+    "connected_components",
+    "execute",
+    "literal",
+    "materialise",
+    "query",
+    "query_one",
+    "quote_ident",
+    "table_columns",
 ]
 
 #: Capability tags. ``pii``: reads first-party personal fields; ``events``: reads the
@@ -55,6 +94,13 @@ __all__ = [
 KNOWN_TAGS: frozenset[str] = frozenset(
     {"pii", "events", "emits_pairs", "needs_labels", "nondeterministic"}
 )
+
+#: The lens a matcher looks through, declared by the matcher (``Matcher.lens``) and
+#: stored in every run record; reports group and mark matchers by it. ``baseline``: a
+#: reference point that resolves nothing on purpose (e.g. every record alone);
+#: ``deterministic``: rules on identifiers; ``probabilistic``: scored evidence;
+#: ``hybrid``: both in one clustering.
+LENSES: tuple[str, ...] = ("baseline", "deterministic", "probabilistic", "hybrid")
 
 CLUSTER_COLUMNS = ("record_id", "cluster_id")
 PAIR_COLUMNS = ("record_id_l", "record_id_r", "score")
@@ -111,7 +157,7 @@ class MatchContext:
 
     def columns(self) -> list[str]:
         """Column names of the records view."""
-        return [row[0] for row in self.con.sql(f'DESCRIBE "{self.records}"').fetchall()]
+        return [row[0] for row in self.con.sql(f"DESCRIBE {quote_ident(self.records)}").fetchall()]
 
     def require_columns(self, *names: str) -> None:
         """Raise :class:`UnsupportedInput` unless the records have all ``names``."""
@@ -157,6 +203,7 @@ class Matcher(Protocol):
 
     name: ClassVar[str]
     version: ClassVar[str]
+    lens: ClassVar[str]
     tags: ClassVar[frozenset[str]]
 
     def get_params(self) -> dict[str, Any]:
@@ -182,6 +229,9 @@ class BaseMatcher:
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0"
+    #: One of :data:`LENSES`. Subclasses must set it; the conformance suite refuses an
+    #: empty or unknown lens, and the report shows such a matcher as "unspecified".
+    lens: ClassVar[str] = ""
     tags: ClassVar[frozenset[str]] = frozenset()
     #: Score at or above which a pair is declared a match; matchers that emit pairs set
     #: a ``threshold`` parameter, which the conformance suite uses.

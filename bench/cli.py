@@ -53,7 +53,7 @@ def short_label(matcher: dict[str, Any]) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Show every registered matcher with its status."""
-    from bench.registry import discover
+    from bench.run.registry import discover
 
     table = Table(title="Registered matchers (entry-point group idbench.matchers)")
     for col in ("name", "status", "tags", "distribution", "target / error"):
@@ -75,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run the conformance suite on one matcher."""
     import json
 
-    from bench.registry import load_matcher_class
+    from bench.run.registry import load_matcher_class
     from bench.testing import check_matcher
 
     cls = load_matcher_class(args.name)
@@ -148,9 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite of datasets x matchers; store one record per run; print the results."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bench.results import RunStore
-    from bench.runner import FAILED_STATUSES, recompute, run_suite
-    from bench.suite import default_suite_path, load_suite
+    from bench.run.results import RunStore
+    from bench.run.runner import FAILED_STATUSES, recompute, run_suite
+    from bench.run.suite import default_suite_path, load_suite
 
     results_root = Path(args.results)
     suite = load_suite(args.suite or default_suite_path())
@@ -270,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _maybe_report(suite_name: str, results_root: Path) -> None:
     try:
-        from bench import report
+        from bench.report import build as report
     except ImportError:
         return
     path = report.build_report(results_root / suite_name)
@@ -284,8 +284,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Generate a dataset from a preset or recipe file."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bench.datagen import generate
-    from bench.recipes import load_recipe
+    from bench.data.datagen import generate
+    from bench.data.recipes import load_recipe
 
     recipe = load_recipe(args.name, size=args.size, overrides=args.set or None)
     out = (
@@ -310,8 +310,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     """Print counts per source, per hazard, records and identifiers per person."""
     import json
 
-    from bench.datagen import describe
-    from bench.dataset import Dataset
+    from bench.data.datagen import describe
+    from bench.data.dataset import Dataset
 
     ds = Dataset.open(args.dataset)
     info = describe(ds.root)
@@ -347,7 +347,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    from bench.scale import cmd_scale
+    from bench.run.scale import cmd_scale
 
     return cmd_scale(args)
 
@@ -357,7 +357,7 @@ def _cmd_scale(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Build report.md and report.html of a suite from its stored results."""
-    from bench.report import build_report
+    from bench.report.build import build_report
 
     suite_dir = Path(args.results) / args.suite
     if not (suite_dir / "runs").is_dir():
@@ -370,7 +370,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw one figure of a suite from its stored results."""
-    from bench.plot import PlotError, plot_one
+    from bench.report.plot import PlotError, plot_one
 
     try:
         paths = plot_one(
@@ -557,10 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from bench.dataset import DatasetError
-    from bench.recipes import RecipeError
-    from bench.registry import RegistryError
-    from bench.suite import SuiteError
+    from bench.data.dataset import DatasetError
+    from bench.data.recipes import RecipeError
+    from bench.run.registry import RegistryError
+    from bench.run.suite import SuiteError
 
     try:
         return args.func(args)

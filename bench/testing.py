@@ -32,16 +32,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from bench import engine
 from bench.api import KNOWN_TAGS, Matcher, UnsupportedInput
-from bench.execution import (
+from bench.run.execution import (
     Outcome,
     load_inputs,
     run_matcher,
     validate_clusters,
     validate_pairs,
 )
-from bench.registry import GROUP
+from bench.run.registry import GROUP
+from bench.sql import engine
 
 __all__ = [
     "CHECKS",

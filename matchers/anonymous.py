@@ -40,7 +40,7 @@ feature *patterns*, never over records or pairs):
    The pair score is the posterior match probability of its pattern. With fewer than
    ``em_min_pairs`` candidates (toy inputs) EM is skipped and fixed, documented priors
    (:data:`PRIOR_M`, :data:`PRIOR_U`) score the pairs.
-4. **Clustering.** Connected components (:mod:`bench.graph`) over pairs scoring at
+4. **Clustering.** Connected components (:mod:`bench.sql.graph`) over pairs scoring at
    least ``threshold``; a component larger than ``max_cluster_size`` is re-clustered on
    its stronger edges only (the threshold inside it is raised to the median edge score,
    step by step) until every part fits; what never fits stays single
@@ -64,16 +64,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import duckdb
 import numpy as np
 
-from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
-from bench.engine import execute, literal, query, query_one, quote_ident
-from bench.graph import connected_components
+from bench.api import (
+    BaseMatcher,
+    MatchContext,
+    MatchResult,
+    UnsupportedInput,
+    capped_components,
+    execute,
+    literal,
+    query,
+    query_one,
+    quote_ident,
+)
 
 __all__ = [
     "FEATURES",
@@ -198,157 +205,6 @@ def fellegi_sunter_em(
     return posterior(), params
 
 
-# ----------------------------------------------------------------------------- clustering
-@dataclass
-class CappedComponents:
-    """Labels of a capped clustering: table ``(node, label)`` for every clustered node."""
-
-    table: str
-    steps: int
-    thresholds: list[float]
-    dropped_nodes: int
-    seconds: float
-
-    def diagnostics(self) -> dict[str, Any]:
-        """JSON-able summary."""
-        return {
-            "steps": self.steps,
-            "thresholds": [round(t, 6) for t in self.thresholds],
-            "nodes_left_single": self.dropped_nodes,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-def capped_components(
-    con: duckdb.DuckDBPyConnection,
-    edges: str,
-    temp_name: Callable[[str], str],
-    *,
-    threshold: float,
-    max_size: int | None,
-    nodes: str | None = None,
-    max_anchors: int | None = None,
-    max_steps: int = 30,
-) -> CappedComponents:
-    """Connected components over scored edges, breaking components that violate a guard.
-
-    Components are computed over edges with ``score >= threshold``. A component is
-    *valid* when the summed node weight is at most ``max_size`` and it holds at most
-    ``max_anchors`` anchor nodes. Invalid components are re-clustered on their own
-    edges with the threshold raised to the median edge score inside them (at least the
-    next distinct score), step by step; nodes of a component that is still invalid when
-    its edges run out stay single.
-
-    Parameters
-    ----------
-    con
-        Connection.
-    edges
-        Table/view name with ``a``, ``b`` (BIGINT) and ``score`` (DOUBLE).
-    temp_name
-        Namespacing function (``MatchContext.temp_name``).
-    threshold
-        Minimum score of an edge.
-    max_size
-        Cap on a component's summed node weight (``None``: no cap).
-    nodes
-        Optional table ``(node, weight, anchor)``; absent nodes weigh 1, anchor 0.
-    max_anchors
-        At most this many anchor nodes per component (``None``: no limit).
-    max_steps
-        Safety stop on the threshold-raising loop.
-
-    Returns
-    -------
-    CappedComponents
-        ``table`` holds ``(node, label)`` for every node in a valid component of two or
-        more nodes; a node that is absent is its own cluster. Labels are the smallest
-        node id of the component.
-    """
-    t0 = time.perf_counter()
-    out = temp_name("capped_labels")
-    work = temp_name("capped_work")
-    execute(con, f"CREATE OR REPLACE TEMP TABLE {q(out)} (node BIGINT, label BIGINT)")
-    execute(
-        con,
-        f"CREATE OR REPLACE TEMP TABLE {q(work)} AS SELECT a, b, score FROM {q(edges)} "
-        f"WHERE score >= {float(threshold)!r} AND a <> b",
-        step="capped components: edges",
-    )
-    weight = "1" if nodes is None else "coalesce(n.weight, 1)"
-    anchor = "0" if nodes is None else "coalesce(n.anchor, 0)"
-    join_nodes = "" if nodes is None else f"LEFT JOIN {q(nodes)} n ON n.node = m.node"
-    checks = []
-    if max_size is not None:
-        checks.append(f"sum({weight}) > {int(max_size)}")
-    if max_anchors is not None:
-        checks.append(f"sum({anchor}) > {int(max_anchors)}")
-    bad_if = " OR ".join(checks) if checks else "false"
-    thresholds = [float(threshold)]
-    steps = 0
-    dropped = 0
-    while True:
-        steps += 1
-        cc = connected_components(con, f"SELECT a, b FROM {q(work)}", temp_name)
-        members = temp_name("capped_members")
-        execute(
-            con,
-            f"""CREATE OR REPLACE TEMP TABLE {q(members)} AS
-                WITH m AS (SELECT node, label FROM {q(cc.table)}
-                           UNION SELECT label, label FROM {q(cc.table)}),
-                     bad AS (SELECT m.label FROM m {join_nodes} GROUP BY m.label
-                             HAVING {bad_if})
-                SELECT m.node, m.label, m.label IN (SELECT label FROM bad) AS bad FROM m""",
-            step="capped components: guard",
-        )
-        execute(
-            con,
-            f"INSERT INTO {q(out)} SELECT node, label FROM {q(members)} WHERE NOT bad",
-            step="capped components: accept",
-        )
-        execute(con, f"DROP TABLE IF EXISTS {q(cc.table)}")
-        n_bad = int(
-            query_one(con, f"SELECT count(*) FILTER (WHERE bad) AS n FROM {q(members)}")["n"]
-        )
-        if not n_bad:
-            execute(con, f"DROP TABLE {q(members)}")
-            break
-        # Keep only edges inside invalid components, then raise their threshold.
-        nxt = temp_name("capped_work_next")
-        execute(
-            con,
-            f"""CREATE OR REPLACE TEMP TABLE {q(nxt)} AS
-                SELECT w.a, w.b, w.score FROM {q(work)} w
-                JOIN {q(members)} x ON x.node = w.a AND x.bad""",
-            step="capped components: invalid edges",
-        )
-        row = query_one(
-            con,
-            f"""SELECT quantile_disc(score, 0.5) AS med,
-                       min(score) FILTER (WHERE score > {thresholds[-1]!r}) AS nxt
-                FROM {q(nxt)}""",
-        )
-        execute(con, f"DROP TABLE {q(work)}")
-        execute(con, f"ALTER TABLE {q(nxt)} RENAME TO {q(work)}")
-        med, above = row["med"], row["nxt"]
-        new_t = med if med is not None and med > thresholds[-1] else above
-        if new_t is None or steps >= max_steps:
-            dropped = n_bad
-            execute(con, f"DROP TABLE {q(members)}")
-            break
-        thresholds.append(float(new_t))
-        execute(con, f"DELETE FROM {q(work)} WHERE score < {float(new_t)!r}")
-        execute(con, f"DROP TABLE {q(members)}")
-    execute(con, f"DROP TABLE IF EXISTS {q(work)}")
-    return CappedComponents(
-        table=out,
-        steps=steps,
-        thresholds=thresholds,
-        dropped_nodes=dropped,
-        seconds=time.perf_counter() - t0,
-    )
-
-
 # ----------------------------------------------------------------------------- matcher
 class Anonymous(BaseMatcher):
     """Unsupervised probabilistic cross-device matcher (see module docstring).
@@ -382,6 +238,7 @@ class Anonymous(BaseMatcher):
 
     name: ClassVar[str] = "anonymous"
     version: ClassVar[str] = "1"
+    lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"events", "emits_pairs"})
 
     def __init__(
@@ -784,7 +641,7 @@ class AnonymousSupervised(Anonymous):
     """:class:`Anonymous` with m, u and lambda learnt from a labelled training sample.
 
     The harness passes the labels of a seeded sample of persons (``ctx.labels``; see
-    :mod:`bench.labels`) and evaluates on the other persons only. Candidates, features
+    :mod:`bench.data.labels`) and evaluates on the other persons only. Candidates, features
     and clustering are those of ``anonymous``; only the scoring model differs: the
     candidate pairs whose two identifiers are both labelled give the m and u
     probabilities of each feature level directly (same person vs different persons),

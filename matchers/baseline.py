@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from bench.api import BaseMatcher, MatchContext, MatchResult
-from bench.engine import quote_ident
+from bench.api import BaseMatcher, MatchContext, MatchResult, quote_ident
 
 __all__ = ["Exact", "Singletons"]
 
@@ -21,6 +20,7 @@ class Singletons(BaseMatcher):
 
     name: ClassVar[str] = "singletons"
     version: ClassVar[str] = "1"
+    lens: ClassVar[str] = "baseline"
     tags: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
@@ -57,6 +57,7 @@ class Exact(BaseMatcher):
 
     name: ClassVar[str] = "exact"
     version: ClassVar[str] = "1"
+    lens: ClassVar[str] = "deterministic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii"})
 
     def __init__(self, *, keys: Sequence[str] = ("email",)) -> None:

@@ -3,7 +3,7 @@
 A rule is a set of normalised key columns (``["email"]``, ``["given_name", "family_name",
 "dob"]``). Records whose keys are all present and equal under a rule are linked; the
 clusters are the connected components over the links of every rule
-(:mod:`bench.graph`). Each key group of k records contributes k-1 *star* edges (every
+(:mod:`bench.sql.graph`). Each key group of k records contributes k-1 *star* edges (every
 record to the group's smallest record id), not k(k-1)/2 pairs.
 
 Guards (each off by default, each measurable on its own; :class:`CascadeGuarded` turns
@@ -57,9 +57,17 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
-from bench.engine import execute, literal, query, quote_ident
-from bench.graph import connected_components
+from bench.api import (
+    BaseMatcher,
+    MatchContext,
+    MatchResult,
+    UnsupportedInput,
+    connected_components,
+    execute,
+    literal,
+    query,
+    quote_ident,
+)
 from matchers.normalise import (
     email_base_sql,
     email_sql,
@@ -143,6 +151,7 @@ class Cascade(BaseMatcher):
 
     name: ClassVar[str] = "cascade"
     version: ClassVar[str] = "2"
+    lens: ClassVar[str] = "deterministic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii"})
 
     def __init__(

@@ -14,8 +14,8 @@ What a production identity graph does with both lenses:
    between two resolved clusters are dropped (the deterministic lens decides between
    customers), so probabilistic edges only attach identifiers that the deterministic
    edges left unresolved - to each other or to one customer.
-3. **One clustering** (:func:`matchers.anonymous.capped_components`, built on
-   :mod:`bench.graph`) over the lifted edges with guards: a final cluster holds at
+3. **One clustering** (:func:`bench.api.capped_components`, built on
+   :mod:`bench.sql.graph`) over the lifted edges with guards: a final cluster holds at
    most ``max_anchors`` resolved deterministic clusters (the unique-identifier
    constraint: an anonymous chain must not fuse two customers) and at most
    ``max_cluster_size`` records; a violating component is re-clustered on its stronger
@@ -32,9 +32,18 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
-from bench.engine import execute, literal, materialise, quote_ident
-from matchers.anonymous import Anonymous, capped_components
+from bench.api import (
+    BaseMatcher,
+    MatchContext,
+    MatchResult,
+    UnsupportedInput,
+    capped_components,
+    execute,
+    literal,
+    materialise,
+    quote_ident,
+)
+from matchers.anonymous import Anonymous
 from matchers.cascade import CascadeGuarded
 
 __all__ = ["Hybrid"]
@@ -66,6 +75,7 @@ class Hybrid(BaseMatcher):
 
     name: ClassVar[str] = "hybrid"
     version: ClassVar[str] = "1"
+    lens: ClassVar[str] = "hybrid"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "events", "emits_pairs"})
 
     def __init__(

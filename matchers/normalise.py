@@ -41,7 +41,7 @@ from collections.abc import Callable
 import duckdb
 import pyarrow as pa
 
-from bench.engine import execute, quote_ident
+from bench.api import execute, quote_ident
 
 __all__ = [
     "JUNK_EMAILS",

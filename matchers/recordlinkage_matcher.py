@@ -25,8 +25,7 @@ import recordlinkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
-from bench.engine import query, quote_ident
+from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput, query, quote_ident
 from matchers.blocking import PAIR_BLOCKS
 
 __all__ = ["RecordLinkageMatcher", "count_candidates"]
@@ -141,6 +140,7 @@ class RecordLinkageMatcher(BaseMatcher):
 
     name: ClassVar[str] = "recordlinkage"
     version: ClassVar[str] = "2"
+    lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 
     def __init__(

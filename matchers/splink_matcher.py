@@ -45,8 +45,16 @@ from splink import DuckDBAPI, Linker, block_on
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 from splink.internals.exceptions import EMTrainingException
 
-from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput
-from bench.engine import execute, query, quote_ident, table_columns
+from bench.api import (
+    BaseMatcher,
+    MatchContext,
+    MatchResult,
+    UnsupportedInput,
+    execute,
+    query,
+    quote_ident,
+    table_columns,
+)
 from matchers.splink_settings import (
     ID_COLUMNS,
     PII_COLUMNS,
@@ -269,6 +277,7 @@ class SplinkMatcher(BaseMatcher):
 
     name: ClassVar[str] = "splink"
     version: ClassVar[str] = "4"
+    lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 
     def __init__(

@@ -8,7 +8,7 @@ from typing import ClassVar
 import pyarrow as pa
 
 from bench.api import BaseMatcher, MatchContext, MatchResult
-from bench.engine import quote_ident
+from bench.sql.engine import quote_ident
 
 
 class _Base(BaseMatcher):

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.dataset import write_manifest
+from bench.data.dataset import write_manifest
 from bench.testing import fixture_records, fixture_tables
 
 TESTS_DIR = Path(__file__).parent

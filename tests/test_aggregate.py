@@ -1,4 +1,4 @@
-"""Tests of bench.aggregate: grouping over repeats, t intervals, interval comparison."""
+"""Tests of bench.metrics.aggregate: grouping over repeats, t intervals, interval comparison."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bench import aggregate as agg
-from bench.aggregate import aggregate, compare, metric_value, t_quantile
+from bench.metrics import aggregate as agg
+from bench.metrics.aggregate import aggregate, compare, metric_value, t_quantile
 
 
 def rec(matcher: str, f1: float | None, *, fp: str = "sha256:a", status: str = "ok") -> dict:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from bench.api import BaseMatcher
-from bench.engine import connect, materialise
-from bench.execution import load_inputs, run_matcher
-from bench.metrics import evaluate
-from bench.recipes import ensure_generated
+from bench.data.datagen import ensure_generated
+from bench.metrics.core import evaluate
+from bench.run.execution import load_inputs, run_matcher
+from bench.sql.engine import connect, materialise
 from matchers.anonymous import FEATURES, Anonymous, fellegi_sunter_em
 from matchers.bridges import LoginBridge
 from matchers.cascade import CascadeGuarded

@@ -7,7 +7,7 @@ from typing import ClassVar
 import pyarrow as pa
 
 from bench.api import BaseMatcher, MatchContext, MatchResult
-from bench.registry import discover
+from bench.run.registry import discover
 from bench.testing import check_matcher, parametrize_with_checks
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.datagen import GENERATOR_VERSION, HAZARDS, describe, generate
-from bench.dataset import Dataset, fingerprint
-from bench.recipes import ensure_generated, load_recipe
+from bench.data.datagen import GENERATOR_VERSION, HAZARDS, describe, ensure_generated, generate
+from bench.data.dataset import Dataset, fingerprint
+from bench.data.recipes import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,8 +54,8 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
 _SCRIPT = """
 import sys
 from pathlib import Path
-from bench.recipes import load_recipe
-from bench.datagen import generate
+from bench.data.recipes import load_recipe
+from bench.data.datagen import generate
 r = load_recipe("identity-graph", size="tiny", overrides=["world.persons=60"])
 generate(r, seed=int(sys.argv[1]), out=Path(sys.argv[2]))
 """

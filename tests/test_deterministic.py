@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from bench.api import MatchContext, UnsupportedInput
-from bench.engine import connect, materialise
-from bench.graph import connected_components
+from bench.sql.engine import connect, materialise
+from bench.sql.graph import connected_components
 from matchers.bridges import LoginBridge
 from matchers.cascade import Cascade, CascadeGuarded
 from matchers.normalise import (

@@ -1,4 +1,4 @@
-"""Tests of the error-explaining metrics of bench.evaluate against hand-computed values.
+"""Tests of the error-explaining metrics of bench.metrics.evaluate against hand-computed values.
 
 One small hand-made run (``hand_run``) is checked key by key with the arithmetic in
 comments; the threshold sweep, hazard attribution and anonymous metrics are also checked
@@ -23,18 +23,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import engine, metrics
-from bench.dataset import Dataset, write_manifest
-from bench.evaluate import RECORD_KEYS, evaluate_run
-from bench.metrics_anonymous import anonymous_metrics
-from bench.metrics_hazards import hazard_metrics
-from bench.metrics_pairs import (
+from bench.data.dataset import Dataset, write_manifest
+from bench.metrics import core as metrics
+from bench.metrics.anonymous import anonymous_metrics
+from bench.metrics.evaluate import RECORD_KEYS, evaluate_run
+from bench.metrics.hazards import hazard_metrics
+from bench.metrics.pairs import (
     build_score_table,
     cost_thresholds,
     curve,
     threshold_summary,
 )
-from bench.metrics_tables import LEVELS, build_base, build_levels
+from bench.metrics.tables import LEVELS, build_base, build_levels
+from bench.sql import engine
 
 BIG = 10**12
 
@@ -189,7 +190,7 @@ def hand_run(hand: tuple[Dataset, Path]) -> dict[str, Any]:
 def test_record_keys(hand_run):
     assert tuple(hand_run) == RECORD_KEYS or set(hand_run) == set(RECORD_KEYS)
     json.dumps(hand_run, allow_nan=False)  # JSON-able, no NaN / infinity
-    # the partition metrics are those of bench.metrics: tp 2, predicted 5, true 5
+    # the partition metrics are those of bench.metrics.core: tp 2, predicted 5, true 5
     p = hand_run["person"]
     assert (p["tp_pairs"], p["pred_pairs"], p["true_pairs"]) == (2, 5, 5)
 
@@ -601,10 +602,10 @@ def test_checksum_matches_window_definition(hand, hand_run):
 
 def test_evaluation_turns_numpy_huge_pages_off_and_restores(hand, monkeypatch):
     # evaluate_run keeps numpy from advising huge pages while it runs (see
-    # bench.evaluate._numpy_small_pages), then restores the caller's setting
+    # bench.metrics.evaluate._numpy_small_pages), then restores the caller's setting
     import numpy as np
 
-    import bench.evaluate as evaluate_module
+    import bench.metrics.evaluate as evaluate_module
 
     toggle = np._core.multiarray._set_madvise_hugepage
     during = []

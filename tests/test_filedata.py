@@ -1,4 +1,4 @@
-"""Real labelled data: the FEBRL recipes and bring-your-own files (bench.sources)."""
+"""Real labelled data: the FEBRL recipes and bring-your-own files (bench.data.sources)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.dataset import Dataset, DatasetError
-from bench.sources import FileDataError, is_file_recipe, load_recipe, prepare
+from bench.data.dataset import Dataset, DatasetError
+from bench.data.sources import FileDataError, is_file_recipe, load_recipe, prepare
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,7 +129,7 @@ def test_is_file_recipe(tmp_path: Path) -> None:
     (tmp_path / "gen2.toml").write_text('kind = "generated"\n')
     assert not is_file_recipe(tmp_path / "gen.toml")
     assert not is_file_recipe(tmp_path / "gen2.toml")
-    assert not is_file_recipe("no-such-preset")  # left to bench.recipes to report
+    assert not is_file_recipe("no-such-preset")  # left to bench.data.recipes to report
 
 
 def test_bundled_example(tmp_path: Path) -> None:
@@ -258,8 +258,8 @@ def test_two_recipes_with_one_name_get_their_own_folders(
 
 
 def test_bundled_recipes_keep_their_plain_folder_names() -> None:
-    from bench.sources.load import folder_name
-    from bench.sources.recipe import describe
+    from bench.data.sources.load import folder_name
+    from bench.data.sources.recipe import describe
 
     for recipe in ("febrl1", REPO / "datasets" / "febrl1.toml"):
         spec = load_recipe(recipe)

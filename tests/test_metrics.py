@@ -1,4 +1,4 @@
-"""Tests of bench.metrics against hand-computed numbers and independent implementations.
+"""Tests of bench.metrics.core against hand-computed numbers and independent implementations.
 
 Pairwise counts are checked against scikit-learn's ``pair_confusion_matrix`` (which
 counts ordered pairs, hence the halving) and B-cubed / shape counts against direct
@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics.cluster import pair_confusion_matrix
 
-from bench import engine
-from bench.metrics import METRICS, EvaluationInputError, MetricInfo, evaluate
+from bench.metrics.core import METRICS, EvaluationInputError, MetricInfo, evaluate
+from bench.sql import engine
 
 BIG = 10**12  # record ids far beyond 32 bits and not contiguous
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_install_exposes_bench_and_matchers_but_not_datasets(tmp_path: Path) -> None:
     code = (
-        "import importlib.util as u, bench.cli, bench.worker, matchers.baseline;"
+        "import importlib.util as u, bench.cli, bench.run.worker, matchers.baseline;"
         "assert u.find_spec('datasets') is None, 'datasets is importable'"
     )
     # Run outside the checkout so the current directory cannot supply the packages.

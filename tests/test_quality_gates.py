@@ -31,13 +31,13 @@ from typing import Any
 
 import pytest
 
-from bench import engine
-from bench.dataset import Dataset
-from bench.execution import load_inputs, run_matcher
-from bench.metrics import evaluate
-from bench.recipes import ensure_generated
-from bench.registry import load_matcher_class
-from bench.sources import prepare
+from bench.data.datagen import ensure_generated
+from bench.data.dataset import Dataset
+from bench.data.sources import prepare
+from bench.metrics.core import evaluate
+from bench.run.execution import load_inputs, run_matcher
+from bench.run.registry import load_matcher_class
+from bench.sql import engine
 
 SEED = 1
 THREADS = 2

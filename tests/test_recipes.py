@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.recipes import KNOBS, SIZES, RecipeError, available_recipes, load_recipe
+from bench.data.recipes import KNOBS, SIZES, RecipeError, available_recipes, load_recipe
 
 PRESETS = ["cdp-clean", "cdp-realistic", "dmp-crossdevice", "identity-graph", "adversarial"]
 
@@ -113,7 +113,7 @@ def test_login_needs_cookies(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_non_finite_knob_values_are_rejected(value: str) -> None:
-    from bench.recipes import RecipeError, load_recipe
+    from bench.data.recipes import RecipeError, load_recipe
 
     with pytest.raises(RecipeError, match="typo"):
         load_recipe("cdp-realistic", size="tiny", overrides=[f"noise.typo.web={value}"])
@@ -121,7 +121,7 @@ def test_non_finite_knob_values_are_rejected(value: str) -> None:
 
 @pytest.mark.parametrize("persons", [0, 1])
 def test_a_population_needs_two_persons(persons: int) -> None:
-    from bench.recipes import RecipeError, load_recipe
+    from bench.data.recipes import RecipeError, load_recipe
 
     with pytest.raises(RecipeError, match=r"world\.persons"):
         load_recipe("cdp-clean", size="tiny", overrides=[f"world.persons={persons}"])
@@ -132,8 +132,8 @@ SHOP = '[recipe]\nname = "shop"\n[world]\npersons = {persons}\n[sources]\nfirst_
 
 
 def test_recipe_files_sharing_a_name_get_their_own_folders(tmp_path: Path) -> None:
-    from bench.dataset import Dataset
-    from bench.recipes import ensure_generated
+    from bench.data.datagen import ensure_generated
+    from bench.data.dataset import Dataset
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -159,9 +159,9 @@ def test_recipe_files_sharing_a_name_get_their_own_folders(tmp_path: Path) -> No
 def test_one_suite_naming_both_files_runs_each_on_its_own_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench.dataset import Dataset
-    from bench.runner import plan_suite
-    from bench.suite import load_suite
+    from bench.data.dataset import Dataset
+    from bench.run.runner import plan_suite
+    from bench.run.suite import load_suite
 
     for sub, persons in (("a", 40), ("b", 80)):
         (tmp_path / sub).mkdir()
@@ -184,7 +184,7 @@ def test_one_suite_naming_both_files_runs_each_on_its_own_data(
 
 
 def test_bundled_presets_keep_their_folder_names(tmp_path: Path) -> None:
-    from bench.recipes import recipes_dir
+    from bench.data.recipes import recipes_dir
 
     assert load_recipe("cdp-clean", size="small").folder_name == "cdp-clean-small"
     path = recipes_dir() / "cdp-clean.toml"

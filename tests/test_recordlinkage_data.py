@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.engine import connect
-from bench.execution import load_inputs, run_matcher
-from bench.metrics import evaluate
-from bench.recipes import ensure_generated
+from bench.data.datagen import ensure_generated
+from bench.metrics.core import evaluate
+from bench.run.execution import load_inputs, run_matcher
+from bench.sql.engine import connect
 from matchers.recordlinkage_matcher import RecordLinkageMatcher, _posterior
 
 

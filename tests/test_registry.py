@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bench import registry
 from bench.cli import main
+from bench.run import registry
 from matchers.baseline import Exact
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bench import plot
-from bench.report import build_report
+from bench.report import plot
+from bench.report.build import build_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results" / "demo"
 SMALL = "cdp-realistic-small-s42"

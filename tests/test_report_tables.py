@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report_tables
+from bench.report import tables as report_tables
 
 
 def _rec(label: str, repeat: int = 0, b3: float = 0.5, **extra: Any) -> dict[str, Any]:

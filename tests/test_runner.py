@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import RunStore, load_records
-from bench.runner import plan_suite, recompute, run_suite
-from bench.suite import load_suite
+from bench.run.results import RunStore, load_records
+from bench.run.runner import plan_suite, recompute, run_suite
+from bench.run.suite import load_suite
 
 TESTS_DIR = Path(__file__).parent
 
@@ -205,7 +205,7 @@ def test_an_interrupted_retry_keeps_the_stored_record(
     import time
     from types import SimpleNamespace
 
-    from bench import runner
+    from bench.run import runner
 
     suite = load_suite(
         _suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "bad_matchers:Flaky"')
@@ -330,7 +330,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, fixture_datase
     assert [r["matcher"]["name"] for r in stored] == ["singletons"]
     assert not list((results / "t" / "raw").glob(".staging-*"))
     # no orphaned run process survives the parent (job files live under the results root)
-    out = subprocess.run(["pgrep", "-af", "bench.worker"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-af", "bench.run.worker"], capture_output=True, text=True)
     assert str(results) not in out.stdout
     # re-run with a short timeout: the stored run is skipped, the rest complete
     suite.write_text(suite.read_text().replace("timeout_s = 120", "timeout_s = 3"))
@@ -346,7 +346,7 @@ def test_a_runs_peak_memory_is_its_own_not_its_parents() -> None:
     import sys
 
     ballast = b"\x01" * (600 * 2**20)  # resident; the parent's high-water mark must not leak in
-    code = "import bench.worker as w; print(w.peak_rss_bytes())"
+    code = "import bench.run.worker as w; print(w.peak_rss_bytes())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 10 * 2**20 < int(out.stdout) < 400 * 2**20
     del ballast

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scale import (
+from bench.run.scale import (
     fit_power_law,
     format_count,
     nearest_size,
@@ -131,8 +131,8 @@ def test_scale_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_scale_rejects_an_unknown_matcher_before_generating(tmp_path) -> None:
     import pytest
 
-    from bench.registry import RegistryError
-    from bench.scale import scale
+    from bench.run.registry import RegistryError
+    from bench.run.scale import scale
 
     with pytest.raises(RegistryError, match="no matcher named"):
         scale(["exakt"], sizes="1k", results_root=tmp_path / "r")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.run.runner import run_suite
+from bench.run.suite import load_suite
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.suite import SuiteError, load_suite, parse_bytes
+from bench.run.suite import SuiteError, load_suite, parse_bytes
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -61,8 +61,8 @@ def test_parse_bytes() -> None:
 
 
 def test_bundled_suites_load_and_name_known_recipes() -> None:
-    from bench.recipes import available_recipes, load_recipe
-    from bench.suite import SUITES_DIR
+    from bench.data.recipes import available_recipes, load_recipe
+    from bench.run.suite import SUITES_DIR
 
     suites = sorted(SUITES_DIR.glob("*.toml"))
     assert {p.stem for p in suites} >= {"default", "noise-sweep"}
@@ -86,7 +86,7 @@ def test_suite_names_and_limits_are_checked(tmp_path: Path, text: str, needle: s
 
 
 def test_run_keys_depend_on_the_seed() -> None:
-    from bench.results import run_key
+    from bench.run.results import run_key
 
     args = {"dataset_fingerprint": "sha256:x", "matcher": "splink", "params": {}, "repeat": 0}
     assert run_key(**args, seed=1) != run_key(**args, seed=2)

@@ -1,6 +1,6 @@
 """Supervised runs: the training sample, its exclusion from evaluation, and the matcher.
 
-The harness draws training persons from the truth (bench.labels), gives only their
+The harness draws training persons from the truth (bench.data.labels), gives only their
 labels to a ``needs_labels`` matcher and evaluates on the other persons; the
 ``anonymous-supervised`` matcher learns its m, u and match share from those labels.
 """
@@ -17,14 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench import engine
-from bench.dataset import Dataset
-from bench.evaluate import evaluate_run
-from bench.labels import TRAINING_RECORDS_FILE, training_sample
-from bench.metrics import evaluate
-from bench.recipes import ensure_generated
-from bench.runner import run_suite
-from bench.suite import load_suite
+from bench.data.datagen import ensure_generated
+from bench.data.dataset import Dataset
+from bench.data.labels import TRAINING_RECORDS_FILE, training_sample
+from bench.metrics.core import evaluate
+from bench.metrics.evaluate import evaluate_run
+from bench.run.runner import run_suite
+from bench.run.suite import load_suite
+from bench.sql import engine
 from bench.testing import fixture_labels, fixture_records, fixture_tables, run_on
 from matchers.anonymous import AnonymousSupervised, fellegi_sunter_supervised
 
@@ -208,7 +208,7 @@ def test_excluding_training_records_equals_evaluating_the_rest(supervised_run, t
 def test_the_report_says_a_supervised_row_is_scored_without_its_training_persons(
     supervised_run,
 ) -> None:
-    from bench.report import build_report
+    from bench.report.build import build_report
 
     record = supervised_run["record"]
     build_report(supervised_run["root"] / "results" / "sup")
@@ -241,7 +241,7 @@ def test_the_draw_does_not_depend_on_row_order(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_training_file_is_refused(supervised_run, tmp_path, case, message) -> None:
-    from bench.metrics import EvaluationInputError
+    from bench.metrics.core import EvaluationInputError
 
     raw, dataset = supervised_run["raw"], Dataset.open(supervised_run["data"])
     bad = tmp_path / "raw"
@@ -288,7 +288,7 @@ def test_every_run_of_a_suite_with_a_supervised_matcher_is_scored_on_the_held_ou
     assert held["person"]["n_records"] == record["person"]["n_records"]
     assert other["person"]["n_records"] > held["person"]["n_records"]  # scored on all too
     # the report compares every matcher on those persons
-    from bench.report import build_report
+    from bench.report.build import build_report
 
     build_report(supervised_run["root"] / "results" / "sup")
     text = (supervised_run["root"] / "results" / "sup" / "report.md").read_text()
@@ -299,7 +299,7 @@ def test_every_run_of_a_suite_with_a_supervised_matcher_is_scored_on_the_held_ou
 def test_recompute_adds_held_out_metrics_where_a_supervised_run_is_stored(
     supervised_run, tmp_path
 ) -> None:
-    from bench.runner import recompute
+    from bench.run.runner import recompute
 
     copy = tmp_path / "results"
     shutil.copytree(supervised_run["root"] / "results", copy)
@@ -308,7 +308,7 @@ def test_recompute_adds_held_out_metrics_where_a_supervised_run_is_stored(
     stored = json.loads(path.read_text())
     want = stored.pop("heldout")
     path.write_text(json.dumps(stored))
-    from bench.report import build_report
+    from bench.report.build import build_report
 
     build_report(copy / "sup")
     note = "Not in that comparison yet (stored before the suite had a supervised matcher): `exact`"
@@ -325,7 +325,7 @@ def test_recompute_keeps_held_out_metrics_when_no_supervised_record_is_left(
 ) -> None:
     # the supervised run was lost (killed before it stored a result): the other runs keep
     # the held-out metrics they were stored with
-    from bench.runner import recompute
+    from bench.run.runner import recompute
 
     copy = tmp_path / "results"
     shutil.copytree(supervised_run["root"] / "results", copy)

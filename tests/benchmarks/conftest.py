@@ -28,10 +28,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from bench import engine
-from bench.dataset import Dataset
-from bench.metrics import evaluate
-from bench.recipes import SIZES, ensure_generated
+from bench.data.datagen import ensure_generated
+from bench.data.dataset import Dataset
+from bench.data.recipes import SIZES
+from bench.metrics.core import evaluate
+from bench.sql import engine
 
 #: Synthetic records in quick mode: big enough to exercise every SQL path, small enough
 #: that a one-shot run of each benchmark costs well under a second.

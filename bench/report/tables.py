@@ -1,0 +1,214 @@
+"""Tables that explain a suite's errors, built from the evaluation stored in run records.
+
+Each function takes the report's loaded results and the records of one dataset and
+returns ``(header, rows)`` for a table, or ``None`` when no run carries the data. The
+report (:mod:`bench.report.build`) decides where they go; everything here is read from the
+records (see :mod:`bench.metrics.evaluate` for the definitions), nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from bench.metrics import aggregate
+
+__all__ = [
+    "anonymous_table",
+    "business_table",
+    "hazard_table",
+    "stage_table",
+    "variance_table",
+]
+
+Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("status") == "ok"]
+
+
+def _first_per_label(
+    records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
+) -> dict[str, dict[str, Any]]:
+    # Repeats evaluate alike in these tables; the variance table covers their spread.
+    out: dict[str, dict[str, Any]] = {}
+    for r in sorted(_ok(records), key=lambda r: r.get("repeat", 0)):
+        out.setdefault(label(r), r)
+    return dict(sorted(out.items()))
+
+
+def stage_table(
+    records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
+) -> Table | None:
+    """Where recall is lost: candidates -> threshold -> clustering (matchers with pairs)."""
+    rows = []
+    for name, r in _first_per_label(records, label).items():
+        cand = (r.get("candidates") or {}).get("person")
+        if not cand:
+            continue
+        rows.append(
+            (
+                name,
+                _num(cand.get("candidate_pairs")),
+                _num(cand.get("pair_completeness")),
+                _num(cand.get("reduction_ratio"), 6),
+                _num(cand.get("threshold")),
+                _num(cand.get("recall_lost_at_candidates")),
+                _num(cand.get("recall_lost_at_threshold")),
+                _num(cand.get("recall_gained_at_clustering")),
+                _num(cand.get("precision_lost_at_clustering")),
+                _num((r.get("person") or {}).get("recall")),
+            )
+        )
+    if not rows:
+        return None
+    header = (
+        "matcher",
+        "candidate pairs",
+        "pair completeness",
+        "reduction ratio",
+        "threshold",
+        "recall lost at candidates",
+        "recall lost at threshold",
+        "recall gained at clustering",
+        "precision lost at clustering",
+        "final recall",
+    )
+    return header, rows
+
+
+def hazard_table(
+    records: list[dict[str, Any]],
+    label: Callable[[dict[str, Any]], str],
+    *,
+    kind: str = "false_merge_pairs",
+) -> Table | None:
+    """Error pairs per hazard tag (``kind``: false or missed merges), a column per matcher."""
+    per_matcher: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, r in _first_per_label(records, label).items():
+        rows = [h for h in (r.get("hazards") or []) if h.get("level") == "person"]
+        if rows:
+            per_matcher[name] = {h["hazard"]: h for h in rows}
+    if not per_matcher:
+        return None
+    hazards = sorted({h for m in per_matcher.values() for h in m}, key=lambda h: (h != "(all)", h))
+    header = ("hazard", "tagged records", *per_matcher)
+    out = []
+    for hz in hazards:
+        tagged = next(m[hz] for m in per_matcher.values() if hz in m).get("records")
+        cells = [_num((m.get(hz) or {}).get(kind)) for m in per_matcher.values()]
+        out.append((hz, _num(tagged), *cells))
+    return header, out
+
+
+def business_table(
+    records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
+) -> Table | None:
+    """What resolution quality means for a customer base."""
+    rows = []
+    for name, r in _first_per_label(records, label).items():
+        b = (r.get("business") or {}).get("person")
+        if not b:
+            continue
+        rows.append(
+            (
+                name,
+                _num(b.get("entity_count_inflation")),
+                _num(b.get("wrong_entity_share")),
+                f"{_num(b.get('top_k_found'))} of {_num(b.get('top_k_effective'))}"
+                if b.get("top_k_effective")
+                else "-",
+            )
+        )
+    if not rows:
+        return None
+    return (
+        "matcher",
+        "customer-count inflation",
+        "records on a wrong person",
+        "top-k customers found",
+    ), rows
+
+
+def anonymous_table(
+    records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
+) -> Table | None:
+    """The public cross-device challenges' metrics over anonymous identifiers."""
+    rows = []
+    for name, r in _first_per_label(records, label).items():
+        a = (r.get("anonymous") or {}).get("person")
+        if not a:
+            continue
+        rows.append(
+            (
+                name,
+                _num(a.get("mean_f0_5")),
+                _num(a.get("mean_f0_5_linked")),
+                _num(a.get("pair_precision")),
+                _num(a.get("pair_recall")),
+                _num(a.get("pair_f1")),
+            )
+        )
+    if not rows:
+        return None
+    header = (
+        "matcher",
+        "mean per-device F0.5 (Drawbridge)",
+        "mean F0.5, identifiers with partners",
+        "pair precision",
+        "pair recall",
+        "pair F1 (CIKM)",
+    )
+    return header, rows
+
+
+def variance_table(
+    records: list[dict[str, Any]],
+    label: Callable[[dict[str, Any]], str],
+    *,
+    metric: str = "person.bcubed_f1",
+) -> Table | None:
+    """Mean, sd and 95% interval over repeats, and which differences are real.
+
+    Shown only when some matcher configuration has at least two ok runs. The best mean
+    is compared with every other configuration; a difference is called only when the
+    two intervals do not overlap (:func:`bench.metrics.aggregate.compare`).
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in _ok(records):
+        groups[label(r)].append(r)
+    if not any(len(rs) > 1 for rs in groups.values()):
+        return None
+    stats = {
+        name: aggregate.aggregate(rs, metrics=(metric,), dataset_key="name")[0]
+        for name, rs in sorted(groups.items())
+    }
+    best = max(stats, key=lambda n: stats[n]["mean"] if stats[n]["mean"] is not None else -1)
+    rows = []
+    for name, s in stats.items():
+        verdict = ""
+        if name != best:
+            cmp = aggregate.compare(
+                aggregate.aggregate(groups[best], metrics=(metric,), dataset_key="name"),
+                aggregate.aggregate(groups[name], metrics=(metric,), dataset_key="name"),
+            )
+            verdict = cmp[0]["verdict"] if cmp else ""
+            verdict = {"a>b": f"below {best}", "a<b": f"above {best}"}.get(verdict, verdict)
+        interval = (
+            f"[{_num(s['ci_low'])}, {_num(s['ci_high'])}]" if s.get("ci_low") is not None else "-"
+        )
+        rows.append((name, str(s["n"]), _num(s["mean"]), _num(s["std"]), interval, verdict))
+    header = ("matcher", "runs", f"mean {metric}", "sd", "95% interval", "vs best")
+    return header, rows

@@ -1,0 +1,438 @@
+"""Scaling sweeps: one recipe at several record counts, each matcher run on each, fitted.
+
+``scale(["cascade", "splink"], sizes=(10_000, 100_000, 1_000_000))`` builds one dataset
+per requested record count (the recipe's ``world.persons`` knob is set through an
+override; records per person are calibrated on the recipe's ``tiny`` size), runs every
+matcher on every dataset through the ordinary runner (:func:`bench.run.runner.run_suite`, so
+each run is a separate process with the suite's timeout and memory limit, and its record
+is stored under ``results/<suite_name>/`` like any run), then fits the cost exponent
+``b`` of ``time = a * n^b`` per matcher by least squares on log(match time) vs
+log(records). Match time is fit + match as the runner times it (loading and evaluation
+excluded).
+
+Stored runs are reused, so a sweep interrupted at 10M resumes there; ``force`` redoes
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.run.suite import DatasetSpec, MatcherSpec, Suite, parse_bytes
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "PowerFit",
+    "cmd_scale",
+    "fit_power_law",
+    "fit_table",
+    "format_count",
+    "nearest_size",
+    "parse_count",
+    "parse_sizes",
+    "persons_for",
+    "records_per_person",
+    "scale",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZES: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+
+#: Typical records of the named sizes (datasets/README.md); used only to label datasets.
+_NAMED_SIZES = {"tiny": 3_000, "small": 100_000, "large": 1_000_000, "xl": 10_000_000}
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
+
+
+def parse_count(text: str | int) -> int:
+    """Read a record count: ``"10k"``, ``"1M"``, ``"2.5m"``, ``"10_000"``, ``"1e6"``.
+
+    Raises
+    ------
+    ValueError
+        When the text is not a positive count (the message shows the accepted forms).
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value: float = text
+    else:
+        s = str(text).strip().replace("_", "").replace(",", "")
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)", s, flags=re.IGNORECASE)
+        if not m:
+            msg = f"cannot read {text!r} as a record count (e.g. 10k, 100k, 1M, 2.5M, 50000)"
+            raise ValueError(msg)
+        value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if value < 1 or not float(value).is_integer():
+        msg = f"a record count must be a whole number >= 1, got {text!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def parse_sizes(text: str | Iterable[str | int]) -> tuple[int, ...]:
+    """Comma-separated record counts (``"10k,100k,1M"``), sorted, duplicates dropped."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    sizes = sorted({parse_count(t) for t in items if str(t).strip()})
+    if not sizes:
+        msg = f"no record counts in {text!r} (e.g. 10k,100k,1M)"
+        raise ValueError(msg)
+    return tuple(sizes)
+
+
+def format_count(n: int | float) -> str:
+    """Short form of a record count: 10000 -> ``10k``, 1500000 -> ``1.5M``."""
+    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def nearest_size(n_records: int) -> str:
+    """The named size (tiny/small/large/xl) closest to ``n_records`` on a log scale."""
+    return min(_NAMED_SIZES, key=lambda s: abs(math.log(n_records / _NAMED_SIZES[s])))
+
+
+def records_per_person(recipe: str, *, seed: int = 1) -> float:
+    """Records per person of ``recipe``, measured on its ``tiny`` size (generated if needed).
+
+    Generation is linear in persons, so the ratio at ``tiny`` predicts larger sizes to a
+    few per cent (cdp-realistic: 2.82 at tiny, 2.73 at large).
+    """
+    from bench.data.datagen import ensure_generated
+    from bench.data.dataset import Dataset
+
+    ds = Dataset.open(ensure_generated(recipe, "tiny", seed))
+    persons = int(((ds.manifest.get("counts") or {}).get("persons")) or 0)
+    if persons <= 0 or ds.n_records <= 0:
+        msg = f"recipe {recipe}: the tiny dataset {ds.root} has no persons or records"
+        raise ValueError(msg)
+    return ds.n_records / persons
+
+
+def persons_for(n_records: int, rpp: float) -> int:
+    """``world.persons`` giving about ``n_records`` records at ``rpp`` records per person."""
+    return max(1, round(n_records / rpp))
+
+
+@dataclass(frozen=True)
+class PowerFit:
+    """``time = a * n^b`` fitted on log-log; ``r2`` is the fit's R² in log space."""
+
+    a: float
+    b: float
+    r2: float | None
+    points: tuple[tuple[float, float], ...]
+
+    def predict(self, n: float) -> float:
+        """Fitted time at ``n`` records."""
+        return self.a * n**self.b
+
+
+def fit_power_law(ns: Sequence[float], ts: Sequence[float]) -> PowerFit | None:
+    """Least squares of log(t) on log(n). None with fewer than two distinct positive sizes.
+
+    Points with a non-positive size or time are ignored (a failed run has no time).
+    """
+    pts = sorted((n, float(t)) for n, t in zip(ns, ts, strict=True) if n > 0 and t > 0)
+    if len({n for n, _ in pts}) < 2:
+        return None
+    xs = [math.log(n) for n, _ in pts]
+    ys = [math.log(t) for _, t in pts]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    b = sxy / sxx
+    intercept = my - b * mx
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    ss_res = sum((y - (intercept + b * x)) ** 2 for x, y in zip(xs, ys, strict=True))
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else None
+    return PowerFit(a=math.exp(intercept), b=b, r2=r2, points=tuple(pts))
+
+
+def _match_seconds(rec: Mapping[str, Any]) -> float | None:
+    t = rec.get("timings") or {}
+    if rec.get("status") != "ok" or "match" not in t:
+        return None
+    return float(t.get("fit") or 0.0) + float(t.get("match") or 0.0)
+
+
+@dataclass
+class _Point:
+    requested: int
+    persons: int
+    n_records: int
+    seconds: float | None
+    peak_rss_bytes: int
+    status: str
+    error: str | None
+    bcubed_f1: float | None
+    f1: float | None
+    run_key: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def scale(
+    matchers: Sequence[str],
+    *,
+    recipe: str = "cdp-realistic",
+    sizes: Sequence[int | str] = DEFAULT_SIZES,
+    seed: int = 1,
+    results_root: Path = Path("results"),
+    suite_name: str = "scaling",
+    timeout_s: float = 1800.0,
+    memory_limit: str | int = "16GB",
+    threads: int = 2,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    force: bool = False,
+    on_plan: Callable | None = None,
+    on_start: Callable | None = None,
+    on_done: Callable | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``matchers`` on ``recipe`` at each record count of ``sizes``; fit time ~ n^b.
+
+    Parameters
+    ----------
+    matchers
+        Registered matcher names (or ``module:Class``); each runs on every size.
+    recipe
+        A generated recipe (bundled preset name or TOML path).
+    sizes
+        Requested record counts (ints or ``"10k"``/``"1M"`` strings). The actual counts
+        differ by a few per cent; the fit uses the actual ones.
+    seed
+        Generator seed of every dataset (and the suite seed of the runs).
+    results_root, suite_name
+        Runs are stored under ``results_root / suite_name`` (skipped when already there).
+    timeout_s, memory_limit, threads
+        Per-run limits, as in a suite file (``memory_limit`` like ``"16GB"``).
+    params
+        Fixed constructor parameters per matcher name, e.g. ``{"exact": {"keys": ["email"]}}``.
+    force
+        Re-run runs that are already stored.
+    on_plan, on_start, on_done, progress
+        Passed to :func:`bench.run.runner.run_suite` (plan, run start/end, generation progress).
+
+    Returns
+    -------
+    dict
+        ``suite``, ``recipe``, ``seed``, ``records_per_person``, ``datasets`` (requested
+        count, persons, actual records), ``points`` (per matcher: one entry per size with
+        seconds, peak RSS, status, F1s) and ``fits`` (per matcher: ``a``, ``b``, ``r2``,
+        ``b_tail`` = the slope between the two largest sizes; absent when fewer than two
+        sizes succeeded).
+    """
+    from bench.run.runner import run_suite
+
+    if not matchers:
+        msg = "scale: give at least one matcher"
+        raise ValueError(msg)
+    counts = parse_sizes(sizes)
+    params = params or {}
+    from bench.run.registry import load_matcher_class
+
+    for name in matchers:  # fail on a typo before generating any data
+        load_matcher_class(name)
+    rpp = records_per_person(recipe, seed=seed)
+    plan = [(n, persons_for(n, rpp)) for n in counts]
+    log.info("scale: %s at %.3f records/person -> %s", recipe, rpp, plan)
+    suite = Suite(
+        name=suite_name,
+        description=f"scaling sweep of {', '.join(matchers)} on {recipe}",
+        datasets=tuple(
+            DatasetSpec(
+                recipe=recipe,
+                size=nearest_size(n),
+                seed=seed,
+                overrides={"world.persons": persons},
+            )
+            for n, persons in plan
+        ),
+        matchers=tuple(MatcherSpec(name=m, params=dict(params.get(m, {}))) for m in matchers),
+        seed=seed,
+        timeout_s=float(timeout_s),
+        memory_limit_bytes=parse_bytes(memory_limit),
+        threads=threads,
+    )
+    records = run_suite(
+        suite,
+        results_root=Path(results_root),
+        force=force,
+        on_plan=on_plan,
+        on_start=on_start,
+        on_done=on_done,
+        progress=progress,
+    )
+    by_persons = {persons: n for n, persons in plan}
+    points: dict[str, list[_Point]] = defaultdict(list)
+    datasets: dict[int, dict[str, Any]] = {}
+    for rec in records:
+        ds = rec.get("dataset") or {}
+        persons = int(((ds.get("recipe") or {}).get("params") or {}).get("world", {})["persons"])
+        n_actual = int(ds.get("n_records") or 0)
+        requested = by_persons.get(persons, n_actual)
+        datasets[requested] = {
+            "requested": requested,
+            "persons": persons,
+            "n_records": n_actual,
+            "path": ds.get("path"),
+        }
+        person = rec.get("person") or {}
+        points[rec["matcher"]["name"]].append(
+            _Point(
+                requested=requested,
+                persons=persons,
+                n_records=n_actual,
+                seconds=_match_seconds(rec),
+                peak_rss_bytes=int(rec.get("peak_rss_bytes") or 0),
+                status=rec.get("status", "?"),
+                error=rec.get("error"),
+                bcubed_f1=person.get("bcubed_f1"),
+                f1=person.get("f1"),
+                run_key=rec.get("run_key", ""),
+                timings={k: round(float(v), 3) for k, v in (rec.get("timings") or {}).items()},
+            )
+        )
+    fits: dict[str, dict[str, Any]] = {}
+    for name, pts in points.items():
+        pts.sort(key=lambda p: p.n_records)
+        ok = [p for p in pts if p.seconds]
+        fit = fit_power_law([p.n_records for p in ok], [p.seconds or 0.0 for p in ok])
+        if fit is None:
+            log.warning("scale: %s has fewer than two successful sizes; no fit", name)
+            continue
+        # Fixed costs (process start, Splink's u sampling) flatten the small sizes; the
+        # slope between the two largest sizes is the better guide to what comes next.
+        (n1, t1), (n2, t2) = fit.points[-2], fit.points[-1]
+        b_tail = math.log(t2 / t1) / math.log(n2 / n1) if n2 > n1 else None
+        fits[name] = {
+            "a": fit.a,
+            "b": fit.b,
+            "r2": fit.r2,
+            "b_tail": b_tail,
+            "points": [list(p) for p in fit.points],
+        }
+        log.info(
+            "scale: %s time ~ %.3g * n^%.3f (R2 %s; largest two sizes: b=%s)",
+            name,
+            fit.a,
+            fit.b,
+            fit.r2,
+            b_tail,
+        )
+    return {
+        "suite": suite_name,
+        "results": str(Path(results_root) / suite_name),
+        "recipe": recipe,
+        "seed": seed,
+        "records_per_person": rpp,
+        "datasets": [datasets[k] for k in sorted(datasets)],
+        "points": {k: [asdict(p) for p in v] for k, v in points.items()},
+        "fits": fits,
+    }
+
+
+def fit_table(result: Mapping[str, Any]) -> Any:
+    """A rich table of a :func:`scale` result: time per size and the fitted exponent."""
+    from rich.table import Table
+
+    sizes = [d["requested"] for d in result["datasets"]]
+    table = Table(title=f"Scaling on {result['recipe']} (match time = fit + match, s)")
+    table.add_column("matcher")
+    for d in result["datasets"]:
+        table.add_column(f"{format_count(d['requested'])}\n({d['n_records']:,})", justify="right")
+    table.add_column("b (all)", justify="right")
+    table.add_column("R²", justify="right")
+    table.add_column("b (top 2)", justify="right")
+    for name, pts in result["points"].items():
+        by_size = {p["requested"]: p for p in pts}
+        cells = []
+        for n in sizes:
+            p = by_size.get(n)
+            if p is None:
+                cells.append("-")
+            elif p["seconds"]:
+                cells.append(f"{p['seconds']:.2f}\n{p['peak_rss_bytes'] / 1024**3:.1f} GiB")
+            else:
+                cells.append(f"[red]{p['status']}[/]")
+        fit = result["fits"].get(name)
+        table.add_row(
+            name,
+            *cells,
+            f"{fit['b']:.2f}" if fit else "-",
+            f"{fit['r2']:.3f}" if fit and fit["r2"] is not None else "-",
+            f"{fit['b_tail']:.2f}" if fit and fit["b_tail"] is not None else "-",
+        )
+    return table
+
+
+def cmd_scale(args: Any) -> int:
+    """``idbench scale``: run the sweep with a progress display, print the fit table.
+
+    Expects ``args.matchers`` (comma-separated), ``args.sizes`` (``"10k,100k,1M"``),
+    ``args.recipe``, ``args.seed``, ``args.results``, ``args.suite``, ``args.timeout``,
+    ``args.memory_limit``, ``args.force`` and optionally ``args.json`` (a path to write
+    the returned dict to).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console()
+    matchers = [m.strip() for m in str(args.matchers).split(",") if m.strip()]
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as prog:
+        gen = prog.add_task("generating data", total=100)
+        runs = None
+
+        def on_gen(desc: str, frac: float) -> None:
+            prog.update(gen, completed=int(frac * 100), description=f"generating: {desc}")
+
+        def on_plan(planned: list[Any], done: set[str]) -> None:
+            nonlocal runs
+            runs = prog.add_task("runs", total=len(planned), completed=len(done))
+
+        def on_start(run: Any) -> None:
+            prog.update(runs, description=f"running {run.label()}")
+
+        def on_done(run: Any, rec: dict[str, Any], skipped: bool) -> None:
+            if not skipped:
+                prog.advance(runs)
+
+        result = scale(
+            matchers,
+            recipe=args.recipe,
+            sizes=parse_sizes(args.sizes),
+            seed=args.seed,
+            results_root=Path(args.results),
+            suite_name=args.suite,
+            timeout_s=args.timeout,
+            memory_limit=args.memory_limit,
+            force=args.force,
+            on_plan=on_plan,
+            on_start=on_start,
+            on_done=on_done,
+            progress=on_gen,
+        )
+    console.print(fit_table(result))
+    failed = [
+        (name, p) for name, pts in result["points"].items() for p in pts if p["status"] != "ok"
+    ]
+    for name, p in failed:
+        console.print(f"[red]{p['status']}[/] {name} at {p['n_records']:,} records: {p['error']}")
+    if getattr(args, "json", None):
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        console.print(f"sweep written to {args.json}")
+    console.print(f"records stored under {result['results']}")
+    return 1 if failed else 0

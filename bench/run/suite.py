@@ -1,0 +1,257 @@
+"""Suite specs: which datasets x matchers x parameter grids x repeats to run.
+
+A suite is a TOML file::
+
+    name = "default"          # results go to results/<name>/
+    repeats = 1               # runs per (dataset, matcher, params); repeat r uses seed + r
+    seed = 42
+    timeout_s = 600           # per run; the run is killed and recorded as "timeout"
+    memory_limit = "6GB"      # per run, resident memory of the run's process tree
+    threads = 2               # DuckDB threads per run
+    python_path = ["."]       # extra import dirs for matchers given as "module:Class"
+
+    [[datasets]]
+    recipe = "identity-graph" # a generated preset, a FEBRL set (febrl1..4) or a recipe file
+    size = "small"
+    # or: path = "some/dataset/dir"  (any directory in the documented layout)
+
+    [[matchers]]
+    name = "exact"                       # a registered name or "module:Class"
+    params = {keys = ["email"]}          # fixed parameters
+    grid = {keys = [["email"], ["phone"]]}  # each combination is a separate run
+
+Unknown keys and wrong types are rejected with the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DatasetSpec",
+    "MatcherSpec",
+    "Suite",
+    "SuiteError",
+    "default_suite_path",
+    "load_suite",
+    "parse_bytes",
+]
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+_SUITE_KEYS = {
+    "name": str,
+    "description": str,
+    "repeats": int,
+    "seed": int,
+    "timeout_s": (int, float),
+    "memory_limit": (str, int),
+    "threads": int,
+    "python_path": list,
+    "datasets": list,
+    "matchers": list,
+}
+_DATASET_KEYS = {"path": str, "recipe": str, "size": str, "seed": int, "overrides": dict}
+_MATCHER_KEYS = {"name": str, "params": dict, "grid": dict}
+
+
+class SuiteError(ValueError):
+    """A suite file is malformed; the message names the file, key and reason."""
+
+
+def parse_bytes(value: str | int, *, where: str = "memory_limit") -> int:
+    """Parse ``"6GB"``, ``"512MiB"``, ``"1.5G"`` or an integer byte count."""
+    if isinstance(value, int):
+        if value <= 0:
+            msg = f"{where}: must be positive, got {value}"
+            raise SuiteError(msg)
+        return value
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B?)\s*", value, flags=re.IGNORECASE)
+    if not m:
+        msg = f"{where}: cannot read {value!r} as a size (e.g. '6GB', '512MB')"
+        raise SuiteError(msg)
+    number, unit, _ = m.groups()
+    power = " KMGT".index(unit.upper() or " ")
+    size = int(float(number) * 1024**power)
+    if size <= 0:
+        msg = f"{where}: must be positive, got {value!r}"
+        raise SuiteError(msg)
+    return size
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset entry of a suite: an existing directory or a recipe to build."""
+
+    path: Path | None = None
+    recipe: str | None = None
+    size: str | None = None
+    seed: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Short human label."""
+        if self.path is not None:
+            return str(self.path)
+        size = f" ({self.size})" if self.size else ""
+        return f"{self.recipe}{size}"
+
+
+@dataclass(frozen=True)
+class MatcherSpec:
+    """One matcher entry: fixed params and a grid whose combinations are separate runs."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    def expand(self) -> list[dict[str, Any]]:
+        """All parameter combinations, fixed params overlaid by grid values."""
+        if not self.grid:
+            return [dict(self.params)]
+        names = sorted(self.grid)
+        return [
+            {**self.params, **dict(zip(names, combo, strict=True))}
+            for combo in itertools.product(*(self.grid[n] for n in names))
+        ]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite spec."""
+
+    name: str
+    datasets: tuple[DatasetSpec, ...]
+    matchers: tuple[MatcherSpec, ...]
+    repeats: int = 1
+    seed: int = 42
+    timeout_s: float = 600.0
+    memory_limit_bytes: int = 6 * 1024**3
+    threads: int = 2
+    python_path: tuple[Path, ...] = ()
+    description: str = ""
+    source: Path | None = None
+
+
+def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msg = f"{where}: unknown key {key!r}{hint}; allowed: {', '.join(sorted(allowed))}"
+            raise SuiteError(msg)
+        want = allowed[key]
+        if isinstance(value, bool) or not isinstance(value, want):
+            names = (
+                " or ".join(t.__name__ for t in want) if isinstance(want, tuple) else want.__name__
+            )
+            msg = f"{where}: key {key!r} must be {names}, got {type(value).__name__} {value!r}"
+            raise SuiteError(msg)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite TOML file.
+
+    Parameters
+    ----------
+    path
+        A TOML file, or the name of a bundled suite (``default``).
+    """
+    path = Path(path)
+    if not path.exists() and (SUITES_DIR / f"{path}.toml").is_file():
+        path = SUITES_DIR / f"{path}.toml"
+    if not path.is_file():
+        bundled = ", ".join(p.stem for p in sorted(SUITES_DIR.glob("*.toml")))
+        msg = f"suite {path}: no such file (bundled suites: {bundled})"
+        raise SuiteError(msg)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"suite {path}: not valid TOML: {exc}"
+        raise SuiteError(msg) from exc
+    _check_keys(data, _SUITE_KEYS, f"suite {path}")
+    base = path.parent
+    datasets = []
+    for i, d in enumerate(data.get("datasets", [])):
+        where = f"suite {path}: datasets[{i}]"
+        if not isinstance(d, dict):
+            msg = f"{where}: must be a table ([[datasets]])"
+            raise SuiteError(msg)
+        _check_keys(d, _DATASET_KEYS, where)
+        if ("path" in d) == ("recipe" in d):
+            msg = f"{where}: give exactly one of 'path' (a dataset directory) or 'recipe'"
+            raise SuiteError(msg)
+        recipe = d.get("recipe")
+        if recipe and (recipe.endswith(".toml") or "/" in recipe):
+            recipe = str((base / recipe).resolve())
+        datasets.append(
+            DatasetSpec(
+                path=(base / d["path"]).resolve() if "path" in d else None,
+                recipe=recipe,
+                size=d.get("size"),
+                seed=d.get("seed"),
+                overrides=d.get("overrides", {}),
+            )
+        )
+    matchers = []
+    for i, m in enumerate(data.get("matchers", [])):
+        where = f"suite {path}: matchers[{i}]"
+        if not isinstance(m, dict):
+            msg = f"{where}: must be a table ([[matchers]])"
+            raise SuiteError(msg)
+        _check_keys(m, _MATCHER_KEYS, where)
+        if "name" not in m:
+            msg = f"{where}: 'name' is required (a registered matcher or 'module:Class')"
+            raise SuiteError(msg)
+        for key, values in m.get("grid", {}).items():
+            if not isinstance(values, list) or not values:
+                msg = f"{where}: grid.{key} must be a non-empty list of values"
+                raise SuiteError(msg)
+        matchers.append(
+            MatcherSpec(name=m["name"], params=m.get("params", {}), grid=m.get("grid", {}))
+        )
+    if not datasets:
+        msg = f"suite {path}: no [[datasets]] given"
+        raise SuiteError(msg)
+    if not matchers:
+        msg = f"suite {path}: no [[matchers]] given"
+        raise SuiteError(msg)
+    for key in ("repeats", "threads"):
+        if key in data and data[key] < 1:
+            msg = f"suite {path}: {key} must be >= 1, got {data[key]}"
+            raise SuiteError(msg)
+    if "name" in data and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", data["name"]):
+        msg = (
+            f"suite {path}: name {data['name']!r} must be letters, digits, '.', '_' or '-' "
+            "(it names the results folder)"
+        )
+        raise SuiteError(msg)
+    if "timeout_s" in data and data["timeout_s"] <= 0:
+        msg = f"suite {path}: timeout_s must be > 0, got {data['timeout_s']}"
+        raise SuiteError(msg)
+    return Suite(
+        name=data.get("name", path.stem),
+        description=data.get("description", ""),
+        datasets=tuple(datasets),
+        matchers=tuple(matchers),
+        repeats=data.get("repeats", 1),
+        seed=data.get("seed", 42),
+        timeout_s=float(data.get("timeout_s", 600)),
+        memory_limit_bytes=parse_bytes(
+            data.get("memory_limit", "6GB"), where=f"suite {path}: memory_limit"
+        ),
+        threads=data.get("threads", 2),
+        python_path=tuple((base / p).resolve() for p in data.get("python_path", [])),
+        source=path.resolve(),
+    )
+
+
+def default_suite_path() -> Path:
+    """The bundled suite ``idbench run`` uses when given none."""
+    return SUITES_DIR / "default.toml"
