@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Dataset",
     "DatasetError",
+    "file_sha256",
     "fingerprint",
     "write_json_atomic",
     "write_manifest",
@@ -42,7 +43,8 @@ class DatasetError(ValueError):
     """A dataset directory is missing something or is malformed."""
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's contents, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -62,7 +64,7 @@ def fingerprint(root: str | Path) -> str:
     for path in parquet_files(root):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(b"\0")
-        h.update(_file_sha256(path).encode())
+        h.update(file_sha256(path).encode())
         h.update(b"\n")
     return "sha256:" + h.hexdigest()
 

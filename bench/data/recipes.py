@@ -1,7 +1,7 @@
 """Dataset recipes: TOML presets -> validated parameters -> generated dataset directories.
 
 A recipe is a TOML file in ``datasets/`` (or any path) that overrides some of the knobs
-in :data:`KNOBS`; every knob has a default, a unit and a documented basis in
+in :data:`~bench.data.knobs.KNOBS`; every knob has a default, a unit and a documented basis in
 ``datasets/README.md``. A recipe may carry a ``[sizes.<size>]`` table per size
 (``tiny``, ``small``, ``large``, ``xl``) whose keys override the base values for that
 size. Command-line overrides (``key=value`` with a dotted key) are applied last.
@@ -22,11 +22,12 @@ import json
 import logging
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.data.knobs import KNOBS, SIZES, Knob
 from bench.data.paths import bundled_dir
 
 __all__ = [
@@ -42,165 +43,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SIZES = ("tiny", "small", "large", "xl")
-SOURCES_FIRST_PARTY = ("crm", "order", "loyalty", "pos", "login")
-SOURCES_ANONYMOUS = ("cookie", "maid")
-
 
 class RecipeError(ValueError):
     """A recipe is malformed: names the file, the key and the reason."""
 
-
-@dataclass(frozen=True)
-class Knob:
-    """One tunable parameter: its default, unit and the rule its value must satisfy.
-
-    ``check`` is one of ``count`` (integer >= 0), ``positive`` (number > 0), ``rate``
-    (number >= 0), ``share`` (0..1), ``shares`` (list of shares summing to 1), ``range``
-    (``[lo, hi]`` with 0 <= lo <= hi), ``bool``, ``date`` (ISO string), ``choice`` (one
-    of ``choices``), ``subset`` (list drawn from ``choices``), ``rates`` (table of
-    name -> rate >= 0).
-    """
-
-    default: Any
-    unit: str
-    check: str
-    choices: tuple[str, ...] = ()
-
-
-def _k(default: Any, unit: str, check: str, choices: Iterable[str] = ()) -> Knob:
-    return Knob(default, unit, check, tuple(choices))
-
-
-#: Every knob with its default. The basis of each figure is in datasets/README.md.
-KNOBS: dict[str, dict[str, Knob]] = {
-    "world": {
-        "persons": _k(2000, "persons", "count"),
-        "horizon_days": _k(365, "days", "count"),
-        "start_date": _k("2024-01-01", "ISO date", "date"),
-        "country": _k("US", "ISO 3166 code", "choice", ("US",)),
-        "family_first_share": _k(0.05, "share of households", "share"),
-    },
-    "households": {
-        "size_shares": _k(
-            [0.28, 0.34, 0.15, 0.13, 0.06, 0.025, 0.015], "share per size 1..7", "shares"
-        ),
-        "moves_per_year": _k(0.09, "share of households per year", "share"),
-        "shared_email_share": _k(0.05, "share of multi-person households", "share"),
-        "shared_devices": _k([1, 3], "devices per multi-person household", "range"),
-        "cities_per_100k_households": _k(50.0, "cities", "positive"),
-    },
-    "emails": {
-        "count_shares": _k([0.23, 0.46, 0.16, 0.15], "share with 1,2,3,4 addresses", "shares"),
-        "use_primary": _k(0.76, "share of records", "share"),
-        "use_work": _k(0.08, "share of records", "share"),
-        "churn_per_year": _k(0.31, "share of persons per year", "share"),
-        "junk_share": _k(0.005, "share of email cells", "share"),
-    },
-    "phones": {
-        "mobile_share": _k(0.97, "share of adults", "share"),
-        "churn_per_year": _k(0.10, "share of numbers per year", "share"),
-        "recycle_share": _k(0.5, "share of dropped numbers", "share"),
-        "recycle_gap_days": _k([45, 90], "days", "range"),
-        "junk_share": _k(0.003, "share of phone cells", "share"),
-    },
-    "devices": {
-        "extra_mean": _k(1.5, "devices per adult beyond the first", "rate"),
-        "max_per_adult": _k(6, "devices", "count"),
-        "second_browser_share": _k(0.2, "share of laptops/desktops", "share"),
-        "maid_optin_ios": _k(0.25, "share of iOS devices", "share"),
-        "maid_optin_android": _k(0.9, "share of Android devices", "share"),
-        "maid_reset_per_year": _k(0.03, "resets per device per year", "rate"),
-    },
-    "cookies": {
-        "scope": _k("first_party", "scope", "choice", ("first_party", "third_party")),
-        "first_party_class_shares": _k([0.69, 0.24, 0.07], "never/regular/serial", "shares"),
-        "third_party_class_shares": _k([0.73, 0.20, 0.07], "never/regular/serial", "shares"),
-        "first_party_deletes_per_month": _k([0.0, 2.5, 12.0], "deletions/month", "rates"),
-        "third_party_deletes_per_month": _k([0.0, 2.5, 14.2], "deletions/month", "rates"),
-        "itp_mode": _k("cap", "mode", "choice", ("cap", "purge", "off")),
-        "itp_days": _k(7, "days", "count"),
-        "browser_reach": _k(1.0, "share of browsers carrying a cookie", "share"),
-    },
-    "networks": {
-        "home_daily_renumber_share": _k(0.4, "share of home networks", "share"),
-        "home_renumber_days": _k(60, "days", "count"),
-        "cgnat_subscribers_per_ip": _k(300, "devices per public IPv4", "count"),
-        "office_share": _k(0.6, "share of adults", "share"),
-        "office_size": _k([20, 2000], "employees", "range"),
-        "office_egress_ips": _k([1, 4], "IPs per office", "range"),
-        "public_wifi_session_share": _k(0.05, "share of sessions", "share"),
-        "hotspot_users_per_day": _k(200, "users per hotspot per day", "count"),
-    },
-    "events": {
-        "per_day": _k(
-            {"phone": 30.0, "tablet": 5.0, "laptop": 15.0, "desktop": 15.0, "tv": 5.0},
-            "events/day while active",
-            "rates",
-        ),
-        "max_sessions": _k(12, "sampled session-days per identifier", "count"),
-        "domains": _k(5000, "domains", "count"),
-        "domain_zipf": _k(1.0, "Zipf exponent", "rate"),
-        "favourite_domains": _k(3, "domains per person", "count"),
-    },
-    "customers": {
-        "reach": _k(0.35, "share of adults with a CRM/loyalty record", "share"),
-        "crm_share": _k(0.8, "share of customers", "share"),
-        "loyalty_share": _k(0.5, "share of customers", "share"),
-        "web_account_share": _k(0.6, "share of customers", "share"),
-        "login_cookie_share": _k(0.25, "share of cookies", "share"),
-        "logins_per_cookie": _k(1.5, "logins per logged-in cookie", "rate"),
-        "orders_per_year": _k(3.0, "orders per web account", "rate"),
-        "order_value_mean": _k(60.0, "currency units", "positive"),
-        "pos_shopper_share": _k(0.5, "share of adults", "share"),
-        "pos_per_year": _k(4.0, "transactions per shopper", "rate"),
-        "loyalty_swipe_share": _k(0.6, "share of member transactions", "share"),
-        "crm_duplicate_rate": _k(0.09, "share of CRM records that are extra", "share"),
-        "duplicate_zipf": _k(1.5, "exponent s of P(k) ~ k^-s", "positive"),
-        "duplicate_max": _k(20, "extra records per person", "count"),
-    },
-    "noise": {
-        "typo": _k(
-            {
-                "crm_given": 0.10,
-                "crm_family": 0.15,
-                "web": 0.01,
-                "till": 0.05,
-            },
-            "share of cells",
-            "rates",
-        ),
-        "edit_mix": _k([0.45, 0.25, 0.15, 0.05, 0.10], "sub/del/ins/transpose/other", "shares"),
-        "first_letter_kept": _k(0.92, "share of typos", "share"),
-        "keyboard_row": _k(0.4, "share of substitutions", "share"),
-        "keyboard_column": _k(0.3, "share of substitutions", "share"),
-        "nickname": _k({"crm": 0.01, "web": 0.01, "till": 0.10}, "share of cells", "rates"),
-        "swap_names": _k(0.01, "share of records", "share"),
-        "swap_family_first_multiplier": _k(3.0, "factor", "positive"),
-        "date_swap": _k(0.01, "share of dates", "share"),
-        "date_year": _k(0.01, "share of dates", "share"),
-        "missing": _k(
-            {
-                "crm_phone": 0.30,
-                "crm_dob": 0.50,
-                "crm_middle": 0.70,
-                "crm_email": 0.10,
-                "order_phone": 0.10,
-                "loyalty_email": 0.15,
-                "loyalty_phone": 0.20,
-            },
-            "share of cells",
-            "rates",
-        ),
-        "fake_name": _k(0.005, "share of records", "share"),
-        "name_change_per_year": _k(0.01, "share of adults per year", "share"),
-    },
-    "sources": {
-        "first_party": _k(list(SOURCES_FIRST_PARTY), "sources", "subset", SOURCES_FIRST_PARTY),
-        "anonymous": _k(list(SOURCES_ANONYMOUS), "sources", "subset", SOURCES_ANONYMOUS),
-        "evidence": _k(True, "flag", "bool"),
-    },
-}
 
 #: Keys of a recipe file that are not knobs. ``kind`` (default ``"generated"``) lets
 #: other dataset descriptions (e.g. ``kind = "febrl"``) live beside generator recipes.
@@ -325,86 +171,125 @@ def _is_num(v: Any) -> bool:
 
 def _check_value(where: str, key: str, knob: Knob, value: Any) -> Any:
     """Validate (and lightly coerce) one knob value; raise naming file, key and reason."""
+    check = _CHECKS.get(knob.check)
+    return value if check is None else check(where, key, knob, value)
+
+
+def _check_count(where: str, key: str, knob: Knob, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _fail(where, key, f"must be an integer >= 0 ({knob.unit}), got {value!r}")
+    return value
+
+
+def _check_number(where: str, key: str, knob: Knob, value: Any) -> float:
+    """The checks ``positive`` (> 0), ``rate`` (>= 0) and ``share`` (in [0, 1])."""
     c = knob.check
-    if c == "count":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _fail(where, key, f"must be an integer >= 0 ({knob.unit}), got {value!r}")
-    elif c in ("positive", "rate", "share"):
-        if not _is_num(value):
-            raise _fail(where, key, f"must be a number ({knob.unit}), got {value!r}")
-        if c == "positive" and value <= 0:
-            raise _fail(where, key, f"must be > 0 ({knob.unit}), got {value!r}")
-        if c == "rate" and value < 0:
-            raise _fail(where, key, f"must be >= 0 ({knob.unit}), got {value!r}")
-        if c == "share" and not 0 <= value <= 1:
-            raise _fail(where, key, f"is a share and must lie in [0, 1], got {value!r}")
-        value = float(value)
-    elif c == "shares":
-        if not isinstance(value, list) or len(value) != len(knob.default):
-            n = len(knob.default)
-            raise _fail(where, key, f"must be a list of {n} shares ({knob.unit}), got {value!r}")
-        if any(not _is_num(v) or v < 0 or v > 1 for v in value):
-            raise _fail(where, key, f"shares must lie in [0, 1], got {value!r}")
-        if abs(sum(value) - 1.0) > 1e-6:
-            raise _fail(where, key, f"shares must sum to 1, they sum to {sum(value):.6g}")
-        value = [float(v) for v in value]
-    elif c == "range":
+    if not _is_num(value):
+        raise _fail(where, key, f"must be a number ({knob.unit}), got {value!r}")
+    if c == "positive" and value <= 0:
+        raise _fail(where, key, f"must be > 0 ({knob.unit}), got {value!r}")
+    if c == "rate" and value < 0:
+        raise _fail(where, key, f"must be >= 0 ({knob.unit}), got {value!r}")
+    if c == "share" and not 0 <= value <= 1:
+        raise _fail(where, key, f"is a share and must lie in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_shares(where: str, key: str, knob: Knob, value: Any) -> list[float]:
+    if not isinstance(value, list) or len(value) != len(knob.default):
+        n = len(knob.default)
+        raise _fail(where, key, f"must be a list of {n} shares ({knob.unit}), got {value!r}")
+    if any(not _is_num(v) or v < 0 or v > 1 for v in value):
+        raise _fail(where, key, f"shares must lie in [0, 1], got {value!r}")
+    if abs(sum(value) - 1.0) > 1e-6:
+        raise _fail(where, key, f"shares must sum to 1, they sum to {sum(value):.6g}")
+    return [float(v) for v in value]
+
+
+def _check_range(where: str, key: str, knob: Knob, value: Any) -> list[Any]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(_is_num(v) for v in value)
+        or value[0] < 0
+        or value[0] > value[1]
+    ):
+        raise _fail(where, key, f"must be [lo, hi] with 0 <= lo <= hi ({knob.unit})")
+    return [type(knob.default[0])(v) for v in value]
+
+
+def _check_rates(where: str, key: str, knob: Knob, value: Any) -> list[float] | dict[str, float]:
+    """Rates >= 0: a list as long as the default, or a table of the default's names."""
+    if isinstance(knob.default, list):
         if (
             not isinstance(value, list)
-            or len(value) != 2
-            or not all(_is_num(v) for v in value)
-            or value[0] < 0
-            or value[0] > value[1]
+            or len(value) != len(knob.default)
+            or any(not _is_num(v) or v < 0 for v in value)
         ):
-            raise _fail(where, key, f"must be [lo, hi] with 0 <= lo <= hi ({knob.unit})")
-        value = [type(knob.default[0])(v) for v in value]
-    elif c == "rates":
-        if isinstance(knob.default, list):
-            if (
-                not isinstance(value, list)
-                or len(value) != len(knob.default)
-                or any(not _is_num(v) or v < 0 for v in value)
-            ):
-                n = len(knob.default)
-                raise _fail(where, key, f"must be a list of {n} numbers >= 0 ({knob.unit})")
-            value = [float(v) for v in value]
-        else:
-            if not isinstance(value, Mapping):
-                raise _fail(where, key, f"must be a table of {', '.join(knob.default)}")
-            unknown = sorted(set(value) - set(knob.default))
-            if unknown:
-                raise _fail(
-                    where,
-                    f"{key}.{unknown[0]}",
-                    f"unknown key (known: {', '.join(sorted(knob.default))})",
-                )
-            merged = dict(knob.default)
-            for k2, v in value.items():
-                if not _is_num(v) or v < 0:
-                    raise _fail(where, f"{key}.{k2}", f"must be a number >= 0, got {v!r}")
-                if "share" in knob.unit and v > 1:
-                    raise _fail(where, f"{key}.{k2}", f"is a share and must be <= 1, got {v!r}")
-                merged[k2] = float(v)
-            value = merged
-    elif c == "bool":
-        if not isinstance(value, bool):
-            raise _fail(where, key, f"must be true or false, got {value!r}")
-    elif c == "date":
-        try:
-            dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise _fail(where, key, f"must be an ISO date YYYY-MM-DD, got {value!r}") from None
-        value = str(value)
-    elif c == "choice":
-        if value not in knob.choices:
-            raise _fail(where, key, f"must be one of {', '.join(knob.choices)}, got {value!r}")
-    elif c == "subset":
-        if not isinstance(value, list) or any(v not in knob.choices for v in value):
-            raise _fail(where, key, f"must be a list drawn from {', '.join(knob.choices)}")
-        value = [v for v in knob.choices if v in value]  # canonical order
+            n = len(knob.default)
+            raise _fail(where, key, f"must be a list of {n} numbers >= 0 ({knob.unit})")
+        return [float(v) for v in value]
+    if not isinstance(value, Mapping):
+        raise _fail(where, key, f"must be a table of {', '.join(knob.default)}")
+    unknown = sorted(set(value) - set(knob.default))
+    if unknown:
+        raise _fail(
+            where,
+            f"{key}.{unknown[0]}",
+            f"unknown key (known: {', '.join(sorted(knob.default))})",
+        )
+    merged = dict(knob.default)
+    for k2, v in value.items():
+        if not _is_num(v) or v < 0:
+            raise _fail(where, f"{key}.{k2}", f"must be a number >= 0, got {v!r}")
+        if "share" in knob.unit and v > 1:
+            raise _fail(where, f"{key}.{k2}", f"is a share and must be <= 1, got {v!r}")
+        merged[k2] = float(v)
+    return merged
+
+
+def _check_bool(where: str, key: str, knob: Knob, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, key, f"must be true or false, got {value!r}")
     return value
+
+
+def _check_date(where: str, key: str, knob: Knob, value: Any) -> str:
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise _fail(where, key, f"must be an ISO date YYYY-MM-DD, got {value!r}") from None
+    return str(value)
+
+
+def _check_choice(where: str, key: str, knob: Knob, value: Any) -> Any:
+    if value not in knob.choices:
+        raise _fail(where, key, f"must be one of {', '.join(knob.choices)}, got {value!r}")
+    return value
+
+
+def _check_subset(where: str, key: str, knob: Knob, value: Any) -> list[str]:
+    if not isinstance(value, list) or any(v not in knob.choices for v in value):
+        raise _fail(where, key, f"must be a list drawn from {', '.join(knob.choices)}")
+    return [v for v in knob.choices if v in value]  # canonical order
+
+
+#: The validator of each :attr:`Knob.check` rule (see :class:`~bench.data.knobs.Knob`).
+_CHECKS: dict[str, Callable[[str, str, Knob, Any], Any]] = {
+    "count": _check_count,
+    "positive": _check_number,
+    "rate": _check_number,
+    "share": _check_number,
+    "shares": _check_shares,
+    "range": _check_range,
+    "rates": _check_rates,
+    "bool": _check_bool,
+    "date": _check_date,
+    "choice": _check_choice,
+    "subset": _check_subset,
+}
 
 
 def _apply(where: str, params: dict[str, dict[str, Any]], table: Mapping[str, Any]) -> None:

@@ -25,12 +25,12 @@ from bench.data.datagen._util import (
     day_to_ts,
     hex_ids,
     ip_strings,
-    splitmix64,
     zipf_cdf,
 )
+from bench.data.datagen.formats import cookie_key_rows, maid_strings, user_agents
 from bench.data.datagen.network import KINDS, Networks
-from bench.data.datagen.sources import Rendered, cookie_key_rows
-from bench.data.datagen.world import World
+from bench.data.datagen.sources import Rendered
+from bench.data.datagen.world import World, is_apple
 
 CHUNK = 400_000
 
@@ -68,13 +68,6 @@ def _label(names: tuple[str, ...], idx: np.ndarray) -> pl.Series:
     return pl.Series(list(names), dtype=pl.String).gather(idx.astype(np.int64))
 
 
-def _ua(os_idx: np.ndarray, br_idx: np.ndarray) -> pl.Series:
-    table = [vocab.user_agent(o, b) for o in vocab.OSES for b in vocab.BROWSERS]
-    return pl.Series(table, dtype=pl.String).gather(
-        os_idx.astype(np.int64) * len(vocab.BROWSERS) + br_idx.astype(np.int64)
-    )
-
-
 def render_cookies(rng: np.random.Generator, w: World) -> tuple[Rendered, np.ndarray]:
     """Cookie records (shuffled); returns the block and the cookie row of each record."""
     rows = rng.permutation(len(w.c_browser))
@@ -91,31 +84,11 @@ def render_cookies(rng: np.random.Generator, w: World) -> tuple[Rendered, np.nda
             "device_type": _label(vocab.DEVICE_TYPES, w.d_type[d]),
             "os": _label(vocab.OSES, w.d_os[d]),
             "browser": _label(vocab.BROWSERS, w.b_browser[b]),
-            "user_agent": _ua(w.d_os[d], w.b_browser[b]),
+            "user_agent": user_agents(w.d_os[d], w.b_browser[b]),
             "country": pl.repeat(w.params["world"]["country"], len(rows), eager=True),
         }
     )
     return r, rows
-
-
-def _maid_strings(w: World, rows: np.ndarray, apple: np.ndarray) -> pl.Series:
-    """UUID-formatted ad ids (upper case IDFA on Apple, lower case AAID elsewhere)."""
-    hi = splitmix64(rows.astype(np.uint64) + np.uint64(w.salt ^ 0x3A1D))
-    lo = splitmix64(hi)
-    h = pl.Series(hex_ids(hi)) + pl.Series(hex_ids(lo))
-    s = pl.select(
-        pl.concat_str(
-            [
-                h.str.slice(0, 8),
-                h.str.slice(8, 4),
-                h.str.slice(12, 4),
-                h.str.slice(16, 4),
-                h.str.slice(20, 12),
-            ],
-            separator="-",
-        )
-    ).to_series()
-    return pl.select(pl.when(pl.Series(apple)).then(s.str.to_uppercase()).otherwise(s)).to_series()
 
 
 def render_maids(rng: np.random.Generator, w: World) -> tuple[Rendered, np.ndarray]:
@@ -123,13 +96,13 @@ def render_maids(rng: np.random.Generator, w: World) -> tuple[Rendered, np.ndarr
     rows = rng.permutation(len(w.m_device))
     d = w.m_device[rows]
     persons = w.d_person[d]
-    apple = np.isin(w.d_os[d], [vocab.OSES.index("iOS"), vocab.OSES.index("iPadOS")])
+    apple = is_apple(w.d_os[d])
     r = Rendered("maid", pl.DataFrame(), persons)
     r.tag("shared_device", w.d_shared[d])
     r.frame = pl.DataFrame(
         {
             "ts": day_to_ts(w.start, w.m_start[rows]),
-            "maid": _maid_strings(w, rows, apple),
+            "maid": maid_strings(w, rows, apple),
             "device_type": _label(vocab.DEVICE_TYPES, w.d_type[d]),
             "os": _label(vocab.OSES, w.d_os[d]),
             "country": pl.repeat(w.params["world"]["country"], len(rows), eager=True),
@@ -171,6 +144,20 @@ def identifiers(
     return Identifiers(*cols)
 
 
+@dataclass
+class _Sessions:
+    """Sampled session-days of a chunk of ``n`` identifiers, one entry per session."""
+
+    n: int
+    owner: np.ndarray  # index of the session's identifier within the chunk
+    events: np.ndarray
+    ts: np.ndarray  # float days
+    hour: np.ndarray
+    net: np.ndarray  # index into network.KINDS
+    ip: np.ndarray
+    active: np.ndarray  # active days per identifier (not per session)
+
+
 class EvidenceWriter:
     """Writes the evidence tables chunk by chunk and accumulates per-IP statistics."""
 
@@ -195,10 +182,35 @@ class EvidenceWriter:
         self, rng: np.random.Generator, ids: Identifiers, lo: int, hi: int
     ) -> dict[str, np.ndarray]:
         """Evidence of identifiers ``lo:hi``; returns hazard masks for those identifiers."""
+        s = self._sessions(rng, ids, lo, hi)
+        rid = ids.record_id[lo:hi]
+        self._write_ips(s, rid)
+        if "identifier_hour" in self.sinks:
+            cnt = np.bincount(s.owner * 24 + s.hour, weights=s.events, minlength=s.n * 24)
+            nzk = np.flatnonzero(cnt)
+            self.sinks["identifier_hour"].write(
+                pl.DataFrame(
+                    {
+                        "record_id": rid[nzk // 24],
+                        "hour": (nzk % 24).astype(np.int8),
+                        "events": cnt[nzk].astype(np.int64),
+                    }
+                )
+            )
+        if "identifier_domain" in self.sinks:
+            self._domains(rng, rid, self.w.d_person[ids.device[lo:hi]], s.active)
+        hz = {
+            "cgnat_ip": np.bincount(s.owner, weights=s.net == 2, minlength=s.n) > 0,
+            "office_ip": np.bincount(s.owner, weights=s.net == 1, minlength=s.n) > 0,
+            "public_wifi_ip": np.bincount(s.owner, weights=s.net == 3, minlength=s.n) > 0,
+        }
+        return hz
+
+    def _sessions(self, rng: np.random.Generator, ids: Identifiers, lo: int, hi: int) -> _Sessions:
+        """Sample the session-days of identifiers ``lo:hi``: day, hour, network, address."""
         w = self.w
         dev = ids.device[lo:hi]
         n = hi - lo
-        rid = ids.record_id[lo:hi]
         start, end = ids.start[lo:hi], ids.end[lo:hi]
         length = np.maximum(end - start, 1e-3)
         dtype = w.d_type[dev].astype(np.int64)
@@ -227,14 +239,18 @@ class EvidenceWriter:
         m = net == 3
         ip[m] = self.nets.wifi(rng, int(m.sum()))
         ts = np.floor(day) + (hour + rng.random(len(k))) / 24.0
-        # identifier_ip: group sessions by (identifier, ip) with one sort of a packed key.
-        key = k.astype(np.int64) * (1 << 32) + ip
+        return _Sessions(n=n, owner=k, events=ev, ts=ts, hour=hour, net=net, ip=ip, active=active)
+
+    def _write_ips(self, s: _Sessions, rid: np.ndarray) -> None:
+        """``identifier_ip`` rows (sessions grouped by identifier and address); IP totals."""
+        # One sort of a packed (identifier, ip) key groups the sessions.
+        key = s.owner.astype(np.int64) * (1 << 32) + s.ip
         order = np.argsort(key, kind="stable")
         ks = key[order]
         first = np.flatnonzero(np.concatenate(([True], ks[1:] != ks[:-1])))
-        g_ev = np.add.reduceat(ev[order], first)
-        g_f = np.minimum.reduceat(ts[order], first)
-        g_l = np.maximum.reduceat(ts[order], first)
+        g_ev = np.add.reduceat(s.events[order], first)
+        g_f = np.minimum.reduceat(s.ts[order], first)
+        g_l = np.maximum.reduceat(s.ts[order], first)
         g_k = ks[first] >> 32
         g_ip = ks[first] & 0xFFFFFFFF
         if "identifier_ip" in self.sinks:
@@ -244,8 +260,8 @@ class EvidenceWriter:
                         "record_id": rid[g_k],
                         "ip": ip_strings(g_ip),
                         "events": g_ev.astype(np.int64),
-                        "first_seen": day_to_ts(w.start, g_f),
-                        "last_seen": day_to_ts(w.start, g_l),
+                        "first_seen": day_to_ts(self.w.start, g_f),
+                        "last_seen": day_to_ts(self.w.start, g_l),
                     }
                 )
             )
@@ -254,26 +270,6 @@ class EvidenceWriter:
             .group_by("ip")
             .agg(pl.col("events").sum(), pl.len().alias("identifiers"))
         )
-        if "identifier_hour" in self.sinks:
-            cnt = np.bincount(k * 24 + hour, weights=ev, minlength=n * 24)
-            nzk = np.flatnonzero(cnt)
-            self.sinks["identifier_hour"].write(
-                pl.DataFrame(
-                    {
-                        "record_id": rid[nzk // 24],
-                        "hour": (nzk % 24).astype(np.int8),
-                        "events": cnt[nzk].astype(np.int64),
-                    }
-                )
-            )
-        if "identifier_domain" in self.sinks:
-            self._domains(rng, rid, w.d_person[dev], active)
-        hz = {
-            "cgnat_ip": np.bincount(k, weights=net == 2, minlength=n) > 0,
-            "office_ip": np.bincount(k, weights=net == 1, minlength=n) > 0,
-            "public_wifi_ip": np.bincount(k, weights=net == 3, minlength=n) > 0,
-        }
-        return hz
 
     def _domains(
         self, rng: np.random.Generator, rid: np.ndarray, person: np.ndarray, active: np.ndarray

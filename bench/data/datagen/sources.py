@@ -12,7 +12,23 @@ import polars as pl
 import pyarrow as pa
 
 from bench.data.datagen import corrupt, vocab
-from bench.data.datagen._util import day_to_ts, hex_ids, ip_strings, pick_in_group, splitmix64
+from bench.data.datagen._util import (
+    day_to_ts,
+    group_offsets,
+    hex_ids,
+    ip_strings,
+    pick_in_group,
+    splitmix64,
+)
+from bench.data.datagen.formats import (
+    account_ids,
+    cookie_key_rows,
+    cookie_strings,
+    loyalty_ids,
+    numbered_ids,
+    phone_format,
+    user_agents,
+)
 from bench.data.datagen.network import Networks
 from bench.data.datagen.world import (
     World,
@@ -84,55 +100,42 @@ def _shuffle(rng: np.random.Generator, *arrays: np.ndarray) -> list[np.ndarray]:
     return [a[perm] for a in arrays]
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> pl.Series:
-    return pl.select(
-        pl.lit(prefix) + pl.Series(numbers.astype(np.int64)).cast(pl.String).str.zfill(width)
-    ).to_series()
+@dataclass
+class _Entries:
+    """Records being filled in: the generator, the world, the block collecting hazard
+    tags, each record's person and time, and the channel the data was entered through.
+    """
 
+    rng: np.random.Generator
+    w: World
+    r: Rendered
+    persons: np.ndarray
+    t: np.ndarray
+    channel: str
 
-def account_ids(w: World, persons: np.ndarray) -> pl.Series:
-    """Stable web-account id per person (a keyed hash: ids do not reveal person order)."""
-    h = splitmix64(persons.astype(np.uint64) + np.uint64(w.salt ^ 0xACC0)) % np.uint64(10**10)
-    return _ids("A", h, 10)
+    def typo(self, col: pl.Series, rate: float) -> pl.Series:
+        """Typos in a ``rate`` share of ``col`` with the recipe's edit model, tagged."""
+        n = self.w.params["noise"]
+        col, hit = corrupt.typo(
+            self.rng,
+            col,
+            rate,
+            edit_mix=n["edit_mix"],
+            first_letter_kept=n["first_letter_kept"],
+            keyboard_row=n["keyboard_row"],
+            keyboard_column=n["keyboard_column"],
+        )
+        self.r.tag("typo", hit)
+        return col
 
-
-def loyalty_ids(w: World, persons: np.ndarray) -> pl.Series:
-    """Stable loyalty-card number per member."""
-    h = splitmix64(persons.astype(np.uint64) + np.uint64(w.salt ^ 0x10A1)) % np.uint64(10**9)
-    return _ids("L", h, 9)
-
-
-def cookie_strings(keys: np.ndarray) -> pl.Series:
-    """Cookie id strings from uint64 keys (0 = no cookie -> null)."""
-    s = pl.Series(hex_ids(keys))
-    return pl.select(pl.when(pl.Series(keys != 0)).then(s).otherwise(None)).to_series()
-
-
-def cookie_key_rows(w: World, rows: np.ndarray) -> np.ndarray:
-    """Keys of materialised cookie rows (0 where row is -1)."""
-    k = splitmix64(np.maximum(rows, 0).astype(np.uint64) + np.uint64(w.salt)) | np.uint64(1)
-    return np.where(rows >= 0, k, np.uint64(0))
-
-
-def _phone_format(nums: np.ndarray, style: str) -> pl.Series:
-    """Phone numbers as entered: call-centre style, web free text, or bare digits."""
-    s = pl.Series(nums).cast(pl.String).str.zfill(10)
-    a, b, c = s.str.slice(0, 3), s.str.slice(3, 3), s.str.slice(6, 4)
-    if style == "crm":
-        out = pl.select(
-            pl.concat_str([pl.lit("("), a, pl.lit(") "), b, pl.lit("-"), c])
-        ).to_series()
-    elif style == "web":
-        out = pl.select(
-            pl.when(pl.Series(nums % 3 == 0))
-            .then(pl.concat_str([a, pl.lit("-"), b, pl.lit("-"), c]))
-            .when(pl.Series(nums % 3 == 1))
-            .then(pl.concat_str([pl.lit("+1 "), a, pl.lit(" "), b, pl.lit(" "), c]))
-            .otherwise(s)
-        ).to_series()
-    else:
-        out = s
-    return pl.select(pl.when(pl.Series(nums >= 0)).then(out).otherwise(None)).to_series()
+    def junk_then_blank(
+        self, cells: pl.Series, junk_share: float, junk: tuple[str, ...], blank_share: float
+    ) -> pl.Series:
+        """Replace a share of identifier cells by junk values, then blank a share of them."""
+        cells, hit = corrupt.replace_with(self.rng, cells, junk_share, junk)
+        self.r.tag("junk_identifier", hit)
+        cells, _ = corrupt.blank(self.rng, cells, blank_share)
+        return cells
 
 
 def _person_block(
@@ -146,74 +149,23 @@ def _person_block(
     fields: tuple[str, ...],
     missing: dict[str, float],
 ) -> dict[str, pl.Series]:
-    """Name, email, phone, address and dob cells for records, with the corruption model."""
+    """Name, email, phone, address and dob cells for records, with the corruption model.
+
+    The cells are drawn in a fixed order (names, middle name, email, phone, address,
+    dob): the order is part of what a seed fixes.
+    """
     n = w.params["noise"]
-    typo_kw = {
-        "edit_mix": n["edit_mix"],
-        "first_letter_kept": n["first_letter_kept"],
-        "keyboard_row": n["keyboard_row"],
-        "keyboard_column": n["keyboard_column"],
-    }
-    rates = n["typo"]
-    g_rate, f_rate = (
-        (rates["crm_given"], rates["crm_family"])
-        if channel == "crm"
-        else (rates[channel], rates[channel])
-    )
-    cols: dict[str, pl.Series] = {}
-    given = w.p_given.gather(persons)
-    family = family_at(w, persons, t)
-    r.tag("name_change", np.isfinite(w.p_name_change_t[persons]))
-    given, hit = corrupt.nickname(rng, given, n["nickname"][channel])
-    r.tag("nickname", hit)
-    ff = w.hh_family_first[w.p_hh[persons]]
-    swap_rate = n["swap_names"] * np.where(ff, n["swap_family_first_multiplier"], 1.0)
-    given, family, hit = corrupt.swap(rng, given, family, np.minimum(swap_rate, 1.0))
-    r.tag("swapped_name", hit)
-    given, hit = corrupt.typo(rng, given, g_rate, **typo_kw)
-    r.tag("typo", hit)
-    family, hit = corrupt.typo(rng, family, f_rate, **typo_kw)
-    r.tag("typo", hit)
-    given, family, hit = corrupt.fake_names(rng, given, family, n["fake_name"])
-    r.tag("fake_name", hit)
-    cols["given_name"], cols["family_name"] = given, family
+    e = _Entries(rng, w, r, persons, t, channel)
+    cols = _name_cells(e)
     if "middle_name" in fields:
         mid, _ = corrupt.blank(rng, w.p_middle.gather(persons), missing.get("middle", 0.0))
         cols["middle_name"] = mid
     if "email" in fields:
-        rows, shared = choose_email_rows(rng, w, persons)
-        has = rows >= 0
-        em = email_at(w, np.maximum(rows, 0), t)
-        em = pl.select(pl.when(pl.Series(has)).then(em).otherwise(None)).to_series()
-        r.tag("shared_family_email", shared)
-        r.tag("email_churn", has & np.isfinite(w.e_switch[np.maximum(rows, 0)]))
-        e_rate = rates["crm_given"] * 0.5 if channel == "crm" else rates[channel]
-        em, hit = corrupt.typo(rng, em, e_rate, **typo_kw)
-        r.tag("typo", hit)
-        em, hit = corrupt.replace_with(rng, em, w.params["emails"]["junk_share"], vocab.JUNK_EMAILS)
-        r.tag("junk_identifier", hit)
-        em, hit = corrupt.blank(rng, em, missing.get("email", 0.0))
-        cols["email"] = em
+        cols["email"] = _email_cells(e, missing.get("email", 0.0))
     if "phone" in fields:
-        num, recycled = phone_at(w, persons, t)
-        ph = _phone_format(num, channel)
-        r.tag("recycled_phone", recycled)
-        ph, hit = corrupt.replace_with(rng, ph, w.params["phones"]["junk_share"], vocab.JUNK_PHONES)
-        r.tag("junk_identifier", hit)
-        ph, _ = corrupt.blank(rng, ph, missing.get("phone", 0.0))
-        cols["phone"] = ph
+        cols["phone"] = _phone_cells(e, missing.get("phone", 0.0))
     if "postcode" in fields:
-        arow, moved = address_at(w, w.p_hh[persons], t)
-        r.tag("moved", moved)
-        a = w.addr[arow]
-        keep = (
-            ["postcode"]
-            if "street" not in fields
-            else ["street", "house_number", "postcode", "city", "region"]
-        )
-        for c in keep:
-            cols[c] = a.get_column(c)
-        cols["country"] = pl.repeat(w.params["world"]["country"], len(persons), eager=True)
+        cols |= _address_cells(e, full="street" in fields)
     if "dob" in fields:
         dob, hit = corrupt.date_errors(
             rng, w.p_dob[persons], swap_rate=n["date_swap"], year_rate=n["date_year"]
@@ -221,6 +173,67 @@ def _person_block(
         r.tag("date_error", hit)
         dob, _ = corrupt.blank(rng, dob, missing.get("dob", 0.0))
         cols["dob"] = dob
+    return cols
+
+
+def _name_cells(e: _Entries) -> dict[str, pl.Series]:
+    """Given and family names as entered: nicknames, swaps, typos, fake names."""
+    rng, w, r, persons, channel = e.rng, e.w, e.r, e.persons, e.channel
+    n = w.params["noise"]
+    rates = n["typo"]
+    g_rate, f_rate = (
+        (rates["crm_given"], rates["crm_family"])
+        if channel == "crm"
+        else (rates[channel], rates[channel])
+    )
+    given = w.p_given.gather(persons)
+    family = family_at(w, persons, e.t)
+    r.tag("name_change", np.isfinite(w.p_name_change_t[persons]))
+    given, hit = corrupt.nickname(rng, given, n["nickname"][channel])
+    r.tag("nickname", hit)
+    ff = w.hh_family_first[w.p_hh[persons]]
+    swap_rate = n["swap_names"] * np.where(ff, n["swap_family_first_multiplier"], 1.0)
+    given, family, hit = corrupt.swap(rng, given, family, np.minimum(swap_rate, 1.0))
+    r.tag("swapped_name", hit)
+    given = e.typo(given, g_rate)
+    family = e.typo(family, f_rate)
+    given, family, hit = corrupt.fake_names(rng, given, family, n["fake_name"])
+    r.tag("fake_name", hit)
+    return {"given_name": given, "family_name": family}
+
+
+def _email_cells(e: _Entries, blank_share: float) -> pl.Series:
+    """The address each record gives (personal, work or shared), typos, junk, blanks."""
+    w = e.w
+    rates = w.params["noise"]["typo"]
+    rows, shared = choose_email_rows(e.rng, w, e.persons)
+    has = rows >= 0
+    em = email_at(w, np.maximum(rows, 0), e.t)
+    em = pl.select(pl.when(pl.Series(has)).then(em).otherwise(None)).to_series()
+    e.r.tag("shared_family_email", shared)
+    e.r.tag("email_churn", has & np.isfinite(w.e_switch[np.maximum(rows, 0)]))
+    em = e.typo(em, rates["crm_given"] * 0.5 if e.channel == "crm" else rates[e.channel])
+    return e.junk_then_blank(em, w.params["emails"]["junk_share"], vocab.JUNK_EMAILS, blank_share)
+
+
+def _phone_cells(e: _Entries, blank_share: float) -> pl.Series:
+    """The mobile number at the record's time, formatted per channel; junk, blanks."""
+    num, recycled = phone_at(e.w, e.persons, e.t)
+    ph = phone_format(num, e.channel)
+    e.r.tag("recycled_phone", recycled)
+    junk = e.w.params["phones"]["junk_share"]
+    return e.junk_then_blank(ph, junk, vocab.JUNK_PHONES, blank_share)
+
+
+def _address_cells(e: _Entries, *, full: bool) -> dict[str, pl.Series]:
+    """The household's address at the record's time: full, or the postcode only."""
+    w = e.w
+    arow, moved = address_at(w, w.p_hh[e.persons], e.t)
+    e.r.tag("moved", moved)
+    a = w.addr[arow]
+    keep = ["street", "house_number", "postcode", "city", "region"] if full else ["postcode"]
+    cols = {c: a.get_column(c) for c in keep}
+    cols["country"] = pl.repeat(w.params["world"]["country"], len(e.persons), eager=True)
     return cols
 
 
@@ -266,7 +279,7 @@ def render_crm(rng: np.random.Generator, w: World) -> Rendered:
     prime = 999_999_937
     a, b = int(rng.integers(1, prime)), int(rng.integers(0, prime))
     nums = (a * np.arange(len(persons), dtype=np.int64) + b) % prime
-    cols["customer_no"] = _ids("C", nums, 9)
+    cols["customer_no"] = numbered_ids("C", nums, 9)
     cols["ts"] = day_to_ts(w.start, t)
     r.frame = pl.DataFrame(cols)
     return r
@@ -354,7 +367,7 @@ def render_pos(rng: np.random.Generator, w: World) -> Rendered:
     token = pl.Series(hex_ids(card))
     swipe = w.p_loyalty[persons] & (rng.random(n) < c["loyalty_swipe_share"])
     cols = {
-        "store_id": _ids("S", store, 6),
+        "store_id": numbered_ids("S", store, 6),
         "card_token": pl.select(pl.when(pl.Series(cash)).then(None).otherwise(token)).to_series(),
         "loyalty_id": pl.select(
             pl.when(pl.Series(swipe)).then(loyalty_ids(w, persons)).otherwise(None)
@@ -380,7 +393,7 @@ def render_logins(rng: np.random.Generator, w: World, nets: Networks) -> Rendere
     owner = w.d_person[dev]
     # Account holders per household, for logins from shared devices.
     acc = np.flatnonzero(w.p_account)
-    h_starts, h_counts = _group(w.p_hh[acc], w.n_households)
+    h_starts, h_counts = group_offsets(w.p_hh[acc], w.n_households)
     eligible = np.where(shared, h_counts[hh] > 0, w.p_account[owner])
     n_el = int(eligible.sum())
     p_login = min(1.0, c["login_cookie_share"] * nc / n_el) if n_el else 0.0
@@ -398,7 +411,7 @@ def render_logins(rng: np.random.Generator, w: World, nets: Networks) -> Rendere
     r.tag("itp_cookie_reset", w.c_itp[rows])
     b = w.c_browser[rows]
     d = w.b_device[b]
-    ua = _ua_table().gather(w.d_os[d].astype(np.int64) * len(vocab.BROWSERS) + w.b_browser[b])
+    ua = user_agents(w.d_os[d], w.b_browser[b])
     ip = nets.home(hh[rows], t)
     r.frame = pl.DataFrame(
         {
@@ -410,20 +423,6 @@ def render_logins(rng: np.random.Generator, w: World, nets: Networks) -> Rendere
         }
     )
     return r
-
-
-def _group(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.bincount(keys, minlength=n_groups)
-    return np.concatenate(([0], np.cumsum(counts)[:-1])), counts
-
-
-def _ua_table() -> pl.Series:
-    """User agents indexed by os * len(BROWSERS) + browser."""
-    out = []
-    for os_name in vocab.OSES:
-        for br in vocab.BROWSERS:
-            out.append(vocab.user_agent(os_name, br))
-    return pl.Series(out, dtype=pl.String)
 
 
 def render_first_party(

@@ -1,6 +1,6 @@
 """Vocabularies: frequency-weighted names (package data), nicknames, places, domains.
 
-Loaded once per process from ``bench/datagen/data`` (provenance in ``data/NOTICE.md``);
+Loaded once per process from ``bench/data/datagen/data`` (provenance in ``data/NOTICE.md``);
 nothing here draws random numbers.
 """
 
