@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
+import pytest
 
-from bench.api import BaseMatcher, MatchContext, MatchResult
+from bench.api import LENSES, BaseMatcher, MatchContext, MatchResult
 from bench.run.registry import discover
-from bench.testing import check_matcher, parametrize_with_checks
+from bench.testing import check_lens, check_matcher, parametrize_with_checks
 
 
 def _instances() -> list[BaseMatcher]:
@@ -27,6 +28,7 @@ def test_registered_matchers_conform(matcher, check) -> None:
 
 class MergesEverything(BaseMatcher):
     name: ClassVar[str] = "merges-everything"
+    lens: ClassVar[str] = "deterministic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii"})
 
     def __init__(self, *, label: str = "all") -> None:
@@ -49,6 +51,7 @@ def test_the_suite_catches_a_bad_matcher() -> None:
         "check_inputs_untouched_and_connection_usable",
     } <= failed
     assert outcomes["check_identical_records_merged"].status == "passed"
+    assert outcomes["check_lens"].status == "passed"
     assert "scratch" in outcomes["check_inputs_untouched_and_connection_usable"].message
 
 
@@ -66,6 +69,7 @@ def test_declared_failures_are_reported_as_expected() -> None:
 
 class StringIds(BaseMatcher):
     name: ClassVar[str] = "string-ids"
+    lens: ClassVar[str] = "baseline"
 
     def __init__(self) -> None:
         pass
@@ -80,6 +84,7 @@ class StringIds(BaseMatcher):
 
 class EditsInputs(BaseMatcher):
     name: ClassVar[str] = "edits-inputs"
+    lens: ClassVar[str] = "baseline"
 
     def __init__(self) -> None:
         pass
@@ -101,3 +106,39 @@ def test_a_matcher_that_edits_a_non_key_input_column_is_caught() -> None:
     check = outcomes["check_inputs_untouched_and_connection_usable"]
     assert check.status == "failed"
     assert "changed its input" in check.message
+
+
+class NoLens(BaseMatcher):
+    """Every record alone, a sound matcher but for the lens it does not declare."""
+
+    name: ClassVar[str] = "no-lens"
+
+    def __init__(self) -> None:
+        pass
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        rel = ctx.con.sql(f"SELECT record_id, record_id AS cluster_id FROM {ctx.records}")
+        return MatchResult(clusters=rel)
+
+
+class UnknownLens(NoLens):
+    lens: ClassVar[str] = "fuzzy"
+
+
+class DeclaresLens(NoLens):
+    lens: ClassVar[str] = "baseline"
+
+
+@pytest.mark.parametrize(("cls", "shown"), [(NoLens, "''"), (UnknownLens, "'fuzzy'")])
+def test_a_matcher_without_a_known_lens_fails_the_lens_check(cls: type, shown: str) -> None:
+    outcomes = {o.check: o for o in check_matcher(cls())}
+    check = outcomes["check_lens"]
+    assert check.status == "failed"
+    assert f"{cls.__name__}.lens={shown}" in check.message
+    for lens in LENSES:
+        assert repr(lens) in check.message
+    assert outcomes["check_unrelated_records_not_merged"].status == "passed"
+
+
+def test_a_declared_lens_passes() -> None:
+    check_lens(DeclaresLens())

@@ -84,5 +84,9 @@ def test_unknown_names_suggest_close_ones() -> None:
 
 
 def test_idbench_check_passes_for_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.testing import CHECKS
+
     assert main(["check", "exact"]) == 0
-    assert "15 passed, 0 failed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{len(CHECKS)} passed, 0 failed" in out
+    assert "check_lens" in out

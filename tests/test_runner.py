@@ -205,7 +205,7 @@ def test_an_interrupted_retry_keeps_the_stored_record(
     import time
     from types import SimpleNamespace
 
-    from bench.run import runner
+    from bench.run import supervisor
 
     suite = load_suite(
         _suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "bad_matchers:Flaky"')
@@ -220,7 +220,7 @@ def test_an_interrupted_retry_keeps_the_stored_record(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(
-        runner, "time", SimpleNamespace(perf_counter=time.perf_counter, sleep=interrupt)
+        supervisor, "time", SimpleNamespace(perf_counter=time.perf_counter, sleep=interrupt)
     )
     monkeypatch.delenv(FLAKY_ENV)
     with pytest.raises(KeyboardInterrupt):

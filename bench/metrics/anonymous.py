@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bench.metrics.tables import LEVELS, SCALE, EvalTables, f_beta, ratio, to_int
+from bench.metrics.core import BCUBED_SCALE, DECIMAL_SUM, f_beta, ratio, to_int
+from bench.metrics.tables import LEVELS, EvalTables
 from bench.sql import engine
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["anonymous_metrics"]
 
 log = logging.getLogger(__name__)
-
-_D = "DECIMAL(38, 0)"
 
 # The anonymous records' restricted cells are the cells of the contingency table with
 # anonymous records (``na > 0``), and their cluster / entity sizes are the anonymous
@@ -102,8 +101,8 @@ def anonymous_metrics(
             _SQL.format(
                 cells=tables.cells(level),
                 grouped=tables.grouped(level),
-                d=_D,
-                scale=SCALE,
+                d=DECIMAL_SUM,
+                scale=BCUBED_SCALE,
             ),
             step=f"evaluation: anonymous records ({level})",
         )
@@ -113,10 +112,10 @@ def anonymous_metrics(
             "records": n,
             "linked_records": linked,
             "predicted_records": predicted,
-            "mean_f0_5": ratio(to_int(r["f05"]), n * SCALE),
-            "mean_f0_5_linked": ratio(to_int(r["f05_linked"]), linked * SCALE),
-            "mean_precision": ratio(to_int(r["prec"]), predicted * SCALE),
-            "mean_recall": ratio(to_int(r["rec"]), linked * SCALE),
+            "mean_f0_5": ratio(to_int(r["f05"]), n * BCUBED_SCALE),
+            "mean_f0_5_linked": ratio(to_int(r["f05_linked"]), linked * BCUBED_SCALE),
+            "mean_precision": ratio(to_int(r["prec"]), predicted * BCUBED_SCALE),
+            "mean_recall": ratio(to_int(r["rec"]), linked * BCUBED_SCALE),
             "pred_pairs": pred,
             "true_pairs": true,
             "tp_pairs": tp,

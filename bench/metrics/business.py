@@ -31,7 +31,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bench.metrics.tables import LEVELS, EvalTables, ratio, to_int
+from bench.metrics.core import ratio, to_int
+from bench.metrics.tables import LEVELS, EvalTables
 from bench.sql import engine
 
 if TYPE_CHECKING:

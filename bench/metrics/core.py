@@ -41,12 +41,18 @@ if TYPE_CHECKING:
     import duckdb
 
 __all__ = [
+    "BCUBED_SCALE",
+    "DECIMAL_SUM",
     "GROUPED_SQL",
     "METRICS",
     "EvaluationInputError",
     "MetricInfo",
     "evaluate",
     "evaluate_grouped",
+    "f_beta",
+    "harmonic",
+    "ratio",
+    "to_int",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,7 +61,11 @@ log = logging.getLogger(__name__)
 #: that the result does not depend on the order in which threads add floating-point
 #: numbers: the same partition always gives the same bits. Each term keeps a double's
 #: relative precision (~1e-16); the sum is exact and fits DECIMAL(38, 0) up to 1e20 records.
-_BCUBED_SCALE = 10**18
+BCUBED_SCALE = 10**18
+
+#: SQL type of the exact integer sums (pair counts, scaled B-cubed terms) that every
+#: metric module casts to before summing.
+DECIMAL_SUM = "DECIMAL(38, 0)"
 
 
 @dataclass(frozen=True)
@@ -221,24 +231,27 @@ SELECT * FROM cell_stats CROSS JOIN cluster_stats CROSS JOIN entity_stats
 """
 
 
-def _int(value: int | Decimal | None) -> int:
+def to_int(value: int | Decimal | None) -> int:
     """An SQL integer aggregate as a Python int (SUM over no rows is NULL -> 0)."""
     return 0 if value is None else int(value)
 
 
-def _ratio(num: float, den: float) -> float | None:
+def ratio(num: float, den: float) -> float | None:
+    """``num / den``, or ``None`` when the denominator is zero."""
     return None if den == 0 else num / den
 
 
-def _fbeta(tp: int, fp: int, fn: int, beta: float) -> float | None:
+def f_beta(tp: int, fp: int, fn: int, beta: float) -> float | None:
+    """F-beta from counts, ``None`` when there is nothing predicted and nothing true."""
     b2 = beta * beta
-    return _ratio((1 + b2) * tp, (1 + b2) * tp + b2 * fn + fp)
+    return ratio((1 + b2) * tp, (1 + b2) * tp + b2 * fn + fp)
 
 
-def _harmonic(p: float | None, r: float | None) -> float | None:
+def harmonic(p: float | None, r: float | None) -> float | None:
+    """Harmonic mean of a precision and a recall, ``None`` when either is unknown."""
     if p is None or r is None:
         return None
-    return _ratio(2 * p * r, p + r)
+    return ratio(2 * p * r, p + r)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, name: str, role: str) -> set[str]:
@@ -410,18 +423,18 @@ def _evaluate_grouped_sql(
     entity: str,
     cells_sql: str | None = None,
 ) -> dict[str, Any]:
-    sql = _STATS_SQL.format(grouped=grouped_sql, cells=cells_sql or _CELLS_SQL, scale=_BCUBED_SCALE)
+    sql = _STATS_SQL.format(grouped=grouped_sql, cells=cells_sql or _CELLS_SQL, scale=BCUBED_SCALE)
     started = time.perf_counter()
     row = engine.query_one(con, sql, step=f"evaluate {clusters} against {truth}.{entity}")
     log.debug(
         "evaluate %s vs %s.%s: %.3f s", clusters, truth, entity, time.perf_counter() - started
     )
 
-    n_bad = _int(row["unmatched_records"])
+    n_bad = to_int(row["unmatched_records"])
     if n_bad:
         msg = "cannot evaluate: " + _diagnose(con, clusters, truth, entity, n_bad)
         raise EvaluationInputError(msg)
-    n_null_cluster = _int(row["null_cluster_records"])
+    n_null_cluster = to_int(row["null_cluster_records"])
     if n_null_cluster:
         msg = (
             f"cannot evaluate: {n_null_cluster} record(s) of {clusters!r} have a NULL "
@@ -429,17 +442,17 @@ def _evaluate_grouped_sql(
         )
         raise EvaluationInputError(msg)
 
-    n = _int(row["n_records"])
-    n_clusters = _int(row["n_clusters"])
-    n_entities = _int(row["n_entities"])
+    n = to_int(row["n_records"])
+    n_clusters = to_int(row["n_clusters"])
+    n_entities = to_int(row["n_entities"])
     # n(n-1) is always even, so halving the sums is exact.
-    tp = _int(row["tp2"]) // 2
-    pred = _int(row["pred2"]) // 2
-    true = _int(row["true2"]) // 2
+    tp = to_int(row["tp2"]) // 2
+    pred = to_int(row["pred2"]) // 2
+    true = to_int(row["true2"]) // 2
     fp, fn = pred - tp, true - tp
-    bp = _ratio(_int(row["bp"]), n * _BCUBED_SCALE)
-    br = _ratio(_int(row["br"]), n * _BCUBED_SCALE)
-    exact = _int(row["exact_entities"])
+    bp = ratio(to_int(row["bp"]), n * BCUBED_SCALE)
+    br = ratio(to_int(row["br"]), n * BCUBED_SCALE)
+    exact = to_int(row["exact_entities"])
     out: dict[str, Any] = {
         "n_records": n,
         "n_clusters": n_clusters,
@@ -449,21 +462,21 @@ def _evaluate_grouped_sql(
         "tp_pairs": tp,
         "fp_pairs": fp,
         "fn_pairs": fn,
-        "precision": _ratio(tp, pred),
-        "recall": _ratio(tp, true),
-        "f1": _fbeta(tp, fp, fn, 1.0),
-        "f0_5": _fbeta(tp, fp, fn, 0.5),
+        "precision": ratio(tp, pred),
+        "recall": ratio(tp, true),
+        "f1": f_beta(tp, fp, fn, 1.0),
+        "f0_5": f_beta(tp, fp, fn, 0.5),
         "bcubed_precision": bp,
         "bcubed_recall": br,
-        "bcubed_f1": _harmonic(bp, br),
-        "overmerged_clusters": n_clusters - _int(row["pure_clusters"]),
-        "split_entities": n_entities - _int(row["whole_entities"]),
+        "bcubed_f1": harmonic(bp, br),
+        "overmerged_clusters": n_clusters - to_int(row["pure_clusters"]),
+        "split_entities": n_entities - to_int(row["whole_entities"]),
         "exact_entities": exact,
-        "exact_entity_share": _ratio(exact, n_entities),
-        "cluster_entity_ratio": _ratio(n_clusters, n_entities),
+        "exact_entity_share": ratio(exact, n_entities),
+        "cluster_entity_ratio": ratio(n_clusters, n_entities),
         "largest_cluster": None if row["largest_cluster"] is None else int(row["largest_cluster"]),
         "largest_entity": None if row["largest_entity"] is None else int(row["largest_entity"]),
-        "singleton_clusters": _int(row["singleton_clusters"]),
-        "singleton_entities": _int(row["singleton_entities"]),
+        "singleton_clusters": to_int(row["singleton_clusters"]),
+        "singleton_entities": to_int(row["singleton_entities"]),
     }
     return out

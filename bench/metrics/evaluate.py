@@ -43,7 +43,7 @@ from bench.metrics.pairs import (
     curve,
     threshold_summary,
 )
-from bench.metrics.tables import LEVELS, build_base, build_levels
+from bench.metrics.tables import LEVELS, EvalTables, build_base, build_levels
 from bench.metrics.temporal import monthly_metrics
 from bench.sql import engine
 
@@ -251,6 +251,131 @@ def _check_clusters(con: duckdb.DuckDBPyConnection) -> None:
         raise metrics.EvaluationInputError(msg)
 
 
+class _StepTimer:
+    """Runs the evaluation's steps and keeps how long each took (``evaluation_timings``)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        value = fn()
+        self.timings[name] = time.perf_counter() - t0
+        log.debug("evaluation step %s: %.3f s", name, self.timings[name])
+        return value
+
+
+def _register_household_truth(con: duckdb.DuckDBPyConnection) -> bool:
+    """Expose ``household_truth`` when the truth knows households; return whether it does."""
+    has_household = bool(
+        "household_id" in engine.table_columns(con, "truth")
+        and engine.query_one(
+            con,
+            "SELECT count(household_id) AS n FROM truth",
+            step="household truth",
+        )["n"]
+    )
+    if has_household:
+        # A record without a known household is its own household (as in ev_base);
+        # the view only serves to explain invalid input.
+        engine.execute(
+            con,
+            "CREATE VIEW household_truth AS SELECT record_id, "
+            "coalesce(household_id, -1 - record_id) AS household_id FROM truth",
+            step="household truth",
+        )
+    return has_household
+
+
+def _register_inputs(
+    con: duckdb.DuckDBPyConnection, raw_dir: Path, dataset: Dataset
+) -> tuple[int | None, bool]:
+    """Expose the run's outputs, the truth and the records to ``con``.
+
+    Returns the number of training records left out (see :func:`_register_outputs`) and
+    whether the truth knows households.
+    """
+    training = raw_dir / TRAINING_RECORDS_FILE
+    n_training = _register_outputs(con, raw_dir, training if training.is_file() else None)
+    engine.register_parquet(con, "truth", dataset.truth_path)
+    engine.register_parquet(con, "records", dataset.records_path)
+    _check_clusters(con)
+    return n_training, _register_household_truth(con)
+
+
+def _partition_metrics(
+    con: duckdb.DuckDBPyConnection, tables: EvalTables, timed: _StepTimer
+) -> dict[str, dict[str, Any]]:
+    """Level -> partition metrics (:data:`bench.metrics.core.METRICS`)."""
+    core: dict[str, dict[str, Any]] = {}
+    for level in tables.levels:
+        core[level] = timed(
+            f"partition_{level}",
+            lambda lv=level: metrics.evaluate_grouped(
+                con,
+                tables.grouped(lv),
+                clusters="clusters",
+                truth="truth" if lv == "person" else "household_truth",
+                entity=LEVELS[lv],
+                cells=tables.cells(lv),
+            ),
+        )
+    return core
+
+
+def _pair_metrics(
+    con: duckdb.DuckDBPyConnection,
+    tables: EvalTables,
+    core: dict[str, dict[str, Any]],
+    *,
+    threshold: float | None,
+    timed: _StepTimer,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pair metrics of the run's scored pairs (view ``pairs``).
+
+    Returns ``candidates``, ``curves`` and ``threshold_summary`` as record blocks, and
+    the cost thresholds that :func:`bench.metrics.business.business_metrics` reports.
+    """
+    true_pairs = {lv: core[lv]["true_pairs"] for lv in tables.levels}
+    scores = timed("score_histogram", lambda: build_score_table(con, "pairs", tables))
+    blocks = {
+        "candidates": timed(
+            "candidates", lambda: candidate_metrics(scores, core, threshold=threshold)
+        ),
+        "curves": timed("curves", lambda: curve(scores, true_pairs)),
+        "threshold_summary": timed(
+            "threshold_summary", lambda: threshold_summary(scores, true_pairs)
+        ),
+    }
+    cost = timed("cost_thresholds", lambda: cost_thresholds(scores, true_pairs))
+    return blocks, cost
+
+
+def _error_metrics(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    tables: EvalTables,
+    core: dict[str, dict[str, Any]],
+    *,
+    top_k: int,
+    cost: dict[str, Any] | None,
+    timed: _StepTimer,
+) -> dict[str, Any]:
+    """``hazards``, ``anonymous``, ``business`` and ``monthly``."""
+    result: dict[str, Any] = {"hazards": None}
+    hazards = dataset.truth_tables.get("hazards")
+    if hazards is not None:
+        engine.register_parquet(con, "hazards", hazards)
+        result["hazards"] = timed("hazards", lambda: hazard_metrics(con, tables, "hazards", core))
+    result["anonymous"] = timed("anonymous", lambda: anonymous_metrics(con, tables))
+    result["business"] = timed(
+        "business",
+        lambda: business_metrics(con, tables, core, top_k=top_k, cost=cost),
+    )
+    result["monthly"] = timed("monthly", lambda: monthly_metrics(con, tables))
+    return result
+
+
 @_numpy_small_pages()
 def evaluate_run(
     raw_dir: str | Path,
@@ -295,47 +420,18 @@ def evaluate_run(
         ``training_records`` (records left out as a supervised run's training sample;
         ``None`` for other runs); for a supervised run every count, the checksum and
         every metric cover the evaluated records only. ``heldout``: ``{"seed",
-        "training_records", "person", "household"}`` (see ``heldout_seed``) or ``None``. ``candidates``,
-        ``threshold_summary``, ``anonymous``, ``business``: level (``"person"``,
-        ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
+        "training_records", "person", "household"}`` (see ``heldout_seed``) or
+        ``None``. ``candidates``, ``threshold_summary``, ``anonymous``, ``business``:
+        level (``"person"``, ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
         rows, each with a ``level``. A key is ``None`` where it does not apply (no pairs,
         no hazard table, no anonymous records, no timestamps). ``evaluation_timings``:
         seconds per step. Definitions are in each metric module's docstring.
     """
     raw_dir = Path(raw_dir)
-    timings: dict[str, float] = {}
-
-    def timed(name: str, fn: Callable[[], T]) -> T:
-        t0 = time.perf_counter()
-        value = fn()
-        timings[name] = time.perf_counter() - t0
-        log.debug("evaluation step %s: %.3f s", name, timings[name])
-        return value
-
+    timed = _StepTimer()
     con = engine.connect(threads=threads)
     try:
-        training = raw_dir / TRAINING_RECORDS_FILE
-        n_training = _register_outputs(con, raw_dir, training if training.is_file() else None)
-        engine.register_parquet(con, "truth", dataset.truth_path)
-        engine.register_parquet(con, "records", dataset.records_path)
-        _check_clusters(con)
-        has_household = bool(
-            "household_id" in engine.table_columns(con, "truth")
-            and engine.query_one(
-                con,
-                "SELECT count(household_id) AS n FROM truth",
-                step="household truth",
-            )["n"]
-        )
-        if has_household:
-            # A record without a known household is its own household (as in ev_base);
-            # the view only serves to explain invalid input.
-            engine.execute(
-                con,
-                "CREATE VIEW household_truth AS SELECT record_id, "
-                "coalesce(household_id, -1 - record_id) AS household_id FROM truth",
-                step="household truth",
-            )
+        n_training, has_household = _register_inputs(con, raw_dir, dataset)
         tables = timed(
             "base",
             lambda: build_base(
@@ -347,19 +443,7 @@ def evaluate_run(
             ),
         )
         timed("contingency", lambda: build_levels(con, tables))
-        core: dict[str, dict[str, Any]] = {}
-        for level in tables.levels:
-            core[level] = timed(
-                f"partition_{level}",
-                lambda lv=level: metrics.evaluate_grouped(
-                    con,
-                    tables.grouped(lv),
-                    clusters="clusters",
-                    truth="truth" if lv == "person" else "household_truth",
-                    entity=LEVELS[lv],
-                    cells=tables.cells(lv),
-                ),
-            )
+        core = _partition_metrics(con, tables, timed)
         result: dict[str, Any] = {"person": core["person"], "household": core.get("household")}
 
         # evaluate_grouped has rejected NULL cluster ids, so its counts are those of the
@@ -375,38 +459,17 @@ def evaluate_run(
         )
         result["output"] = out
 
-        true_pairs = {lv: core[lv]["true_pairs"] for lv in tables.levels}
-        pairs = raw_dir / PAIRS_FILE
         cost = None
         result.update(candidates=None, curves=None, threshold_summary=None)
-        if pairs.is_file():
+        if (raw_dir / PAIRS_FILE).is_file():
             out["n_pairs"] = engine.query_one(
                 con, "SELECT count(*) AS n FROM pairs", step="pairs summary"
             )["n"]
-            scores = timed("score_histogram", lambda: build_score_table(con, "pairs", tables))
-            result["candidates"] = timed(
-                "candidates",
-                lambda: candidate_metrics(scores, core, threshold=threshold),
-            )
-            result["curves"] = timed("curves", lambda: curve(scores, true_pairs))
-            result["threshold_summary"] = timed(
-                "threshold_summary", lambda: threshold_summary(scores, true_pairs)
-            )
-            cost = timed("cost_thresholds", lambda: cost_thresholds(scores, true_pairs))
-
-        hazards = dataset.truth_tables.get("hazards")
-        result["hazards"] = None
-        if hazards is not None:
-            engine.register_parquet(con, "hazards", hazards)
-            result["hazards"] = timed(
-                "hazards", lambda: hazard_metrics(con, tables, "hazards", core)
-            )
-        result["anonymous"] = timed("anonymous", lambda: anonymous_metrics(con, tables))
-        result["business"] = timed(
-            "business",
-            lambda: business_metrics(con, tables, core, top_k=top_k, cost=cost),
+            blocks, cost = _pair_metrics(con, tables, core, threshold=threshold, timed=timed)
+            result.update(blocks)
+        result.update(
+            _error_metrics(con, dataset, tables, core, top_k=top_k, cost=cost, timed=timed)
         )
-        result["monthly"] = timed("monthly", lambda: monthly_metrics(con, tables))
         result["heldout"] = None
         if heldout_seed is not None:
             result["heldout"] = timed(
@@ -415,7 +478,7 @@ def evaluate_run(
                     con, dataset, heldout_seed, core, n_training, has_household=has_household
                 ),
             )
-        result["evaluation_timings"] = timings
+        result["evaluation_timings"] = timed.timings
         return result
     finally:
         con.close()

@@ -35,8 +35,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from bench.metrics.core import EvaluationInputError
-from bench.metrics.tables import LEVELS, EvalTables, ratio, to_int
+from bench.metrics.core import DECIMAL_SUM, EvaluationInputError, ratio, to_int
+from bench.metrics.tables import LEVELS, EvalTables
 from bench.sql import engine
 
 if TYPE_CHECKING:
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 #: Tag of the baseline row over all records.
 ALL = "(all)"
-
-_D = "DECIMAL(38, 0)"
 
 # The tagged records joined to ev_base once, for every level.
 _TAGGED_SQL = """
@@ -197,7 +195,9 @@ def hazard_metrics(
         fp, fn = core[level]["fp_pairs"], core[level]["fn_pairs"]
         cells = tables.cells(level)
         base_row = engine.query_one(
-            con, _ALL_SQL.format(cells=cells, d=_D), step=f"evaluation: hazard baseline ({level})"
+            con,
+            _ALL_SQL.format(cells=cells, d=DECIMAL_SUM),
+            step=f"evaluation: hazard baseline ({level})",
         )
         out.append(_row(ALL, base_row, fp, fn, level))
         rows = engine.query(
@@ -205,7 +205,7 @@ def hazard_metrics(
             _SQL.format(
                 cells=cells,
                 entity=cols[level],
-                d=_D,
+                d=DECIMAL_SUM,
             ),
             step=f"evaluation: hazards ({level})",
         ).to_pylist()

@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.metrics.tables import LEVELS, EvalTables, f_beta, ratio, to_int
+from bench.metrics.core import f_beta, ratio, to_int
+from bench.metrics.tables import LEVELS, EvalTables
 from bench.sql import engine
 
 if TYPE_CHECKING:

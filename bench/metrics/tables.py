@@ -1,10 +1,11 @@
 """The evaluation tables the error-explaining metrics read, built once per run.
 
-:func:`bench.metrics.evaluate.evaluate_run` joins a run's clusters to the truth and to the few
-record columns the metrics need, once, into ``ev_base``; then, counts the grouping sets of
-all truth levels into ``ev_grouped`` and derives per level the contingency
-view ``ev_grouped_<level>`` read by :mod:`bench.metrics.core` and ``ev_cells_<level>``. Every other metric module reads these tables, so the expensive
-joins and the contingency table are computed once however many metrics use them.
+:func:`bench.metrics.evaluate.evaluate_run` joins a run's clusters to the truth and to the
+few record columns the metrics need, once, into ``ev_base``; then, counts the grouping
+sets of all truth levels into ``ev_grouped`` and derives per level the contingency view
+``ev_grouped_<level>`` read by :mod:`bench.metrics.core` and ``ev_cells_<level>``. Every
+other metric module reads these tables, so the expensive joins and the contingency table
+are computed once however many metrics use them.
 
 Tables (all in the evaluation connection, never in a matcher's):
 
@@ -36,9 +37,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bench.metrics import core as metrics
+from bench.metrics.core import to_int
 from bench.sql import engine
 
 if TYPE_CHECKING:
@@ -50,9 +51,6 @@ __all__ = [
     "EvalTables",
     "build_base",
     "build_levels",
-    "f_beta",
-    "ratio",
-    "to_int",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,24 +60,6 @@ LEVELS: dict[str, str] = {"person": "person_id", "household": "household_id"}
 
 #: ``records.source`` values that are anonymous identifiers (the DMP task).
 ANONYMOUS_SOURCES: tuple[str, ...] = ("cookie", "maid")
-
-#: Scale of the fixed-point sums of per-record shares (as in :mod:`bench.metrics.core`).
-SCALE = metrics._BCUBED_SCALE
-
-
-def to_int(value: Any) -> int:
-    """An SQL integer aggregate as a Python int (SUM over no rows is NULL -> 0)."""
-    return 0 if value is None else int(value)
-
-
-def ratio(num: float, den: float) -> float | None:
-    """``num / den``, or ``None`` when the denominator is zero."""
-    return None if den == 0 else num / den
-
-
-def f_beta(tp: int, fp: int, fn: int, beta: float) -> float | None:
-    """F-beta from counts, ``None`` when there is nothing predicted and nothing true."""
-    return metrics._fbeta(tp, fp, fn, beta)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bench.metrics.core import _harmonic
-from bench.metrics.tables import LEVELS, SCALE, EvalTables, f_beta, ratio, to_int
+from bench.metrics.core import BCUBED_SCALE, DECIMAL_SUM, f_beta, harmonic, ratio, to_int
+from bench.metrics.tables import LEVELS, EvalTables
 from bench.sql import engine
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["monthly_metrics"]
 
 log = logging.getLogger(__name__)
-
-_D = "DECIMAL(38, 0)"
 
 _SQL = """
 SELECT b.month AS m, COUNT(*) AS records, {sums}
@@ -78,12 +76,13 @@ def monthly_metrics(
         x = f"x_{lv}"
         col = engine.quote_ident(LEVELS[lv])
         joins.append(f"JOIN {tables.cells(lv)} AS {x} ON b.c = {x}.c AND b.{col} = {x}.e")
+        scaled = f"CAST({x}.n AS DOUBLE) * {BCUBED_SCALE}"
         sums += [
             f"SUM({x}.n - 1) AS tp_{lv}",
             f"SUM({x}.nc - 1) AS pred_{lv}",
             f"SUM({x}.ne - 1) AS true_{lv}",
-            f"SUM(CAST(ROUND(CAST({x}.n AS DOUBLE) * {SCALE} / {x}.nc) AS {_D})) AS bp_{lv}",
-            f"SUM(CAST(ROUND(CAST({x}.n AS DOUBLE) * {SCALE} / {x}.ne) AS {_D})) AS br_{lv}",
+            f"SUM(CAST(ROUND({scaled} / {x}.nc) AS {DECIMAL_SUM})) AS bp_{lv}",
+            f"SUM(CAST(ROUND({scaled} / {x}.ne) AS {DECIMAL_SUM})) AS br_{lv}",
         ]
     rows = engine.query(
         con,
@@ -95,8 +94,8 @@ def monthly_metrics(
         for r in rows:
             n = to_int(r["records"])
             tp, pred, true = (to_int(r[f"{k}_{level}"]) for k in ("tp", "pred", "true"))
-            bp = ratio(to_int(r[f"bp_{level}"]), n * SCALE)
-            br = ratio(to_int(r[f"br_{level}"]), n * SCALE)
+            bp = ratio(to_int(r[f"bp_{level}"]), n * BCUBED_SCALE)
+            br = ratio(to_int(r[f"br_{level}"]), n * BCUBED_SCALE)
             out.append(
                 {
                     "level": level,
@@ -110,7 +109,7 @@ def monthly_metrics(
                     "f1": f_beta(tp, pred - tp, true - tp, 1.0),
                     "bcubed_precision": bp,
                     "bcubed_recall": br,
-                    "bcubed_f1": _harmonic(bp, br),
+                    "bcubed_f1": harmonic(bp, br),
                 }
             )
     return out

@@ -2,8 +2,8 @@
 
 Every run is a separate ``python -m bench.run.worker`` process started in its own session.
 The parent polls its resident memory (the whole process tree) and wall time, kills it
-past the suite's ``memory_limit`` or ``timeout_s``, and stores a record whatever
-happened: ``ok``, ``error`` (with the reason), ``timeout`` or ``skipped`` (the matcher
+past the suite's ``memory_limit`` or ``timeout_s`` (:mod:`bench.run.supervisor`), and
+stores a record whatever happened: ``ok``, ``error`` (with the reason), ``timeout`` or ``skipped`` (the matcher
 does not apply to the dataset). Stored runs are skipped on the next invocation unless
 ``force`` (re-run all) or ``retry_failed`` (re-run those stored as ``error`` or
 ``timeout``); Ctrl-C kills the current run, stores nothing half-written, and a re-run
@@ -13,14 +13,8 @@ written, so an interrupted re-run keeps the old one.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,14 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench.data.dataset import Dataset
 from bench.metrics.evaluate import evaluate_run
 from bench.run.environment import environment
 from bench.run.registry import RegistryError, load_matcher_class
 from bench.run.results import SCHEMA_VERSION, RunStore, run_key
 from bench.run.suite import DatasetSpec, Suite
+from bench.run.supervisor import ProcessOutcome, run_process
 
 __all__ = [
     "FAILED_STATUSES",
@@ -50,7 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.05
 DEFAULT_RESULTS = Path("results")
 #: Statuses of runs that did not produce a result, re-run by ``retry_failed``. ``skipped``
 #: is not one: the matcher does not apply to the dataset, a re-run would skip it again.
@@ -140,143 +132,73 @@ def _needs_labels(name: str, suite: Suite) -> bool:
     return "needs_labels" in getattr(cls, "tags", ())
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
-
-
-def _kill_group(popen: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGKILL)
-    popen.wait()
-
-
-def _tail(path: Path, n: int = 8) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-n:])
-
-
-def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any]:
-    """Execute one planned run in a child process and store its record."""
-    staging = store.staging_dir(run.key)
+def _fresh_staging(store: RunStore, key: str) -> Path:
+    """An empty staging directory for the run's raw outputs."""
+    staging = store.staging_dir(key)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    return staging
+
+
+def _log_path(store: RunStore, key: str) -> Path:
+    """Where the run process writes its output."""
     logs = store.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"{run.key}.log"
+    log_path = logs / f"{key}.log"
     if log_path.exists():
         # a re-run (--force, --retry-failed) keeps the last run's log beside the new one
-        log_path.replace(logs / f"{run.key}.previous.log")
-    with tempfile.TemporaryDirectory(dir=store.root, prefix=".job-") as tmp:
-        job = {
-            "dataset_path": str(run.dataset.root),
-            "matcher": run.matcher,
-            "params": run.params,
-            "seed": run.seed,
-            "heldout_seed": run.seed if run.heldout else None,
-            "threads": suite.threads,
-            "memory_limit_bytes": suite.memory_limit_bytes,
-            "staging_dir": str(staging),
-            "result_path": str(Path(tmp) / "result.json"),
-            "python_path": [str(p) for p in suite.python_path],
-        }
-        job_path = Path(tmp) / "job.json"
-        job_path.write_text(json.dumps(job), encoding="utf-8")
-        started = datetime.now(UTC)
-        t0 = time.perf_counter()
-        status, error, peak = None, None, 0
-        with log_path.open("w", encoding="utf-8") as log_fh:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "bench.run.worker", str(job_path)],
-                stdout=log_fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches the parent only; it kills the group
-                env={
-                    **os.environ,
-                    "PYTHONPATH": os.pathsep.join(
-                        [*job["python_path"], *filter(None, [os.environ.get("PYTHONPATH")])]
-                    ),
-                },
-            )
-            proc = psutil.Process(popen.pid)
-            try:
-                while popen.poll() is None:
-                    peak = max(peak, _tree_rss(proc))
-                    elapsed = time.perf_counter() - t0
-                    if elapsed > suite.timeout_s:
-                        _kill_group(popen)
-                        status = "timeout"
-                        error = f"killed after the {suite.timeout_s:g} s timeout"
-                    elif peak > suite.memory_limit_bytes:
-                        _kill_group(popen)
-                        status = "error"
-                        error = (
-                            f"memory limit exceeded: resident memory reached "
-                            f"{peak / 1024**2:.0f} MiB > limit "
-                            f"{suite.memory_limit_bytes / 1024**2:.0f} MiB; killed"
-                        )
-                    time.sleep(POLL_S)
-            except BaseException:
-                _kill_group(popen)
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-        wall = time.perf_counter() - t0
-        result_path = Path(job["result_path"])
-        result: dict[str, Any] = {}
-        if status is None:
-            if result_path.is_file():
-                result = json.loads(result_path.read_text(encoding="utf-8"))
-                status, error = result.pop("status"), result.pop("error")
-            else:
-                status = "error"
-                error = (
-                    f"the run process died with exit code {popen.returncode} "
-                    f"without a result; last output:\n{_tail(log_path)}"
-                )
-    peak = max(peak, result.pop("peak_rss_self_bytes", 0))
-    if status == "ok" and peak > suite.memory_limit_bytes:
-        # the peak fell between two polls: the limit still holds
-        status = "error"
-        error = (
-            f"memory limit exceeded: peak resident memory {peak / 1024**2:.0f} MiB > limit "
-            f"{suite.memory_limit_bytes / 1024**2:.0f} MiB"
-        )
-    timings = result.pop("timings", {})
-    timings["wall"] = wall
-    n_records = run.dataset.n_records
-    match_time = timings.get("fit", 0.0) + timings.get("match", 0.0)
+        log_path.replace(logs / f"{key}.previous.log")
+    return log_path
+
+
+def _job(run: PlannedRun, suite: Suite, staging: Path, tmp: Path) -> dict[str, Any]:
+    """The job description the worker (:mod:`bench.run.worker`) reads."""
+    return {
+        "dataset_path": str(run.dataset.root),
+        "matcher": run.matcher,
+        "params": run.params,
+        "seed": run.seed,
+        "heldout_seed": run.seed if run.heldout else None,
+        "threads": suite.threads,
+        "memory_limit_bytes": suite.memory_limit_bytes,
+        "staging_dir": str(staging),
+        "result_path": str(tmp / "result.json"),
+        "python_path": [str(p) for p in suite.python_path],
+    }
+
+
+def _matcher_info(run: PlannedRun, suite: Suite, result: dict[str, Any]) -> dict[str, Any]:
+    """The matcher facts the worker reported, else what its class declares."""
     cls_info = result.pop("matcher", {})
-    if not cls_info:
-        try:
-            cls = load_matcher_class(run.matcher, python_path=list(suite.python_path))
-            cls_info = {
-                "version": getattr(cls, "version", None),
-                "lens": getattr(cls, "lens", None) or None,
-                "tags": sorted(cls.tags),
-            }
-        except Exception:  # noqa: BLE001 - the record still says which matcher failed
-            cls_info = {}
-    record = {
+    if cls_info:
+        return cls_info
+    try:
+        cls = load_matcher_class(run.matcher, python_path=list(suite.python_path))
+        return {
+            "version": getattr(cls, "version", None),
+            "lens": getattr(cls, "lens", None) or None,
+            "tags": sorted(cls.tags),
+        }
+    except Exception:  # noqa: BLE001 - the record still says which matcher failed
+        return {}
+
+
+def _record(run: PlannedRun, suite: Suite, outcome: ProcessOutcome) -> dict[str, Any]:
+    """The run record of a finished run process."""
+    result = outcome.result
+    timings = result.pop("timings", {})
+    timings["wall"] = outcome.wall
+    match_time = timings.get("fit", 0.0) + timings.get("match", 0.0)
+    ok = outcome.status == "ok"
+    cls_info = _matcher_info(run, suite, result)
+    return {
         "schema_version": SCHEMA_VERSION,
         "run_id": uuid.uuid4().hex,
         "run_key": run.key,
         "suite": suite.name,
-        "status": status,
-        "error": error,
-        "started_at": started.isoformat(),
+        "status": outcome.status,
+        "error": outcome.error,
+        "started_at": outcome.started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "dataset": run.dataset.summary(),
         "matcher": {
@@ -293,9 +215,9 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
         "seed": run.seed,
         "timings": timings,
         "throughput": {
-            "records_per_s": n_records / match_time if status == "ok" and match_time > 0 else None
+            "records_per_s": run.dataset.n_records / match_time if ok and match_time > 0 else None
         },
-        "peak_rss_bytes": peak,
+        "peak_rss_bytes": outcome.peak,
         "limits": {
             "timeout_s": suite.timeout_s,
             "memory_limit_bytes": suite.memory_limit_bytes,
@@ -304,7 +226,17 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
         **result,  # person / household metrics, output summary, diagnostics, traceback
         "environment": environment(),
     }
-    raw = staging if status == "ok" else None
+
+
+def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any]:
+    """Execute one planned run in a child process and store its record."""
+    staging = _fresh_staging(store, run.key)
+    log_path = _log_path(store, run.key)
+    with tempfile.TemporaryDirectory(dir=store.root, prefix=".job-") as tmp:
+        job = _job(run, suite, staging, Path(tmp))
+        outcome = run_process(job, Path(tmp) / "job.json", log_path, suite)
+    record = _record(run, suite, outcome)
+    raw = staging if outcome.status == "ok" else None
     if raw is None:
         shutil.rmtree(staging, ignore_errors=True)
     store.store(record, staged_raw=raw, new_run=True)

@@ -29,6 +29,7 @@ import difflib
 import itertools
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,73 +156,61 @@ def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str) -> N
             raise SuiteError(msg)
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite TOML file.
-
-    Parameters
-    ----------
-    path
-        A TOML file, or the name of a bundled suite (``default``).
-    """
-    path = Path(path)
+def _suite_file(path: Path) -> Path:
+    """The file ``path`` names: itself, or the bundled suite of that name."""
     if not path.exists() and (SUITES_DIR / f"{path}.toml").is_file():
         path = SUITES_DIR / f"{path}.toml"
     if not path.is_file():
         bundled = ", ".join(p.stem for p in sorted(SUITES_DIR.glob("*.toml")))
         msg = f"suite {path}: no such file (bundled suites: {bundled})"
         raise SuiteError(msg)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"suite {path}: not valid TOML: {exc}"
-        raise SuiteError(msg) from exc
-    _check_keys(data, _SUITE_KEYS, f"suite {path}")
-    base = path.parent
-    datasets = []
-    for i, d in enumerate(data.get("datasets", [])):
-        where = f"suite {path}: datasets[{i}]"
-        if not isinstance(d, dict):
-            msg = f"{where}: must be a table ([[datasets]])"
+    return path
+
+
+def _entries(
+    data: dict[str, Any], key: str, allowed: dict[str, Any], path: Path
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, table)`` for every ``[[key]]`` table, its keys checked."""
+    for i, table in enumerate(data.get(key, [])):
+        where = f"suite {path}: {key}[{i}]"
+        if not isinstance(table, dict):
+            msg = f"{where}: must be a table ([[{key}]])"
             raise SuiteError(msg)
-        _check_keys(d, _DATASET_KEYS, where)
-        if ("path" in d) == ("recipe" in d):
-            msg = f"{where}: give exactly one of 'path' (a dataset directory) or 'recipe'"
-            raise SuiteError(msg)
-        recipe = d.get("recipe")
-        if recipe and (recipe.endswith(".toml") or "/" in recipe):
-            recipe = str((base / recipe).resolve())
-        datasets.append(
-            DatasetSpec(
-                path=(base / d["path"]).resolve() if "path" in d else None,
-                recipe=recipe,
-                size=d.get("size"),
-                seed=d.get("seed"),
-                overrides=d.get("overrides", {}),
-            )
-        )
-    matchers = []
-    for i, m in enumerate(data.get("matchers", [])):
-        where = f"suite {path}: matchers[{i}]"
-        if not isinstance(m, dict):
-            msg = f"{where}: must be a table ([[matchers]])"
-            raise SuiteError(msg)
-        _check_keys(m, _MATCHER_KEYS, where)
-        if "name" not in m:
-            msg = f"{where}: 'name' is required (a registered matcher or 'module:Class')"
-            raise SuiteError(msg)
-        for key, values in m.get("grid", {}).items():
-            if not isinstance(values, list) or not values:
-                msg = f"{where}: grid.{key} must be a non-empty list of values"
-                raise SuiteError(msg)
-        matchers.append(
-            MatcherSpec(name=m["name"], params=m.get("params", {}), grid=m.get("grid", {}))
-        )
-    if not datasets:
-        msg = f"suite {path}: no [[datasets]] given"
+        _check_keys(table, allowed, where)
+        yield where, table
+
+
+def _dataset_spec(d: dict[str, Any], where: str, base: Path) -> DatasetSpec:
+    """One ``[[datasets]]`` entry; relative paths are relative to the suite file."""
+    if ("path" in d) == ("recipe" in d):
+        msg = f"{where}: give exactly one of 'path' (a dataset directory) or 'recipe'"
         raise SuiteError(msg)
-    if not matchers:
-        msg = f"suite {path}: no [[matchers]] given"
+    recipe = d.get("recipe")
+    if recipe and (recipe.endswith(".toml") or "/" in recipe):
+        recipe = str((base / recipe).resolve())
+    return DatasetSpec(
+        path=(base / d["path"]).resolve() if "path" in d else None,
+        recipe=recipe,
+        size=d.get("size"),
+        seed=d.get("seed"),
+        overrides=d.get("overrides", {}),
+    )
+
+
+def _matcher_spec(m: dict[str, Any], where: str) -> MatcherSpec:
+    """One ``[[matchers]]`` entry."""
+    if "name" not in m:
+        msg = f"{where}: 'name' is required (a registered matcher or 'module:Class')"
         raise SuiteError(msg)
+    for key, values in m.get("grid", {}).items():
+        if not isinstance(values, list) or not values:
+            msg = f"{where}: grid.{key} must be a non-empty list of values"
+            raise SuiteError(msg)
+    return MatcherSpec(name=m["name"], params=m.get("params", {}), grid=m.get("grid", {}))
+
+
+def _check_values(data: dict[str, Any], path: Path) -> None:
+    """Top-level values out of range (types were checked by :func:`_check_keys`)."""
     for key in ("repeats", "threads"):
         if key in data and data[key] < 1:
             msg = f"suite {path}: {key} must be >= 1, got {data[key]}"
@@ -235,6 +224,38 @@ def load_suite(path: str | Path) -> Suite:
     if "timeout_s" in data and data["timeout_s"] <= 0:
         msg = f"suite {path}: timeout_s must be > 0, got {data['timeout_s']}"
         raise SuiteError(msg)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite TOML file.
+
+    Parameters
+    ----------
+    path
+        A TOML file, or the name of a bundled suite (``default``).
+    """
+    path = _suite_file(Path(path))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"suite {path}: not valid TOML: {exc}"
+        raise SuiteError(msg) from exc
+    _check_keys(data, _SUITE_KEYS, f"suite {path}")
+    base = path.parent
+    datasets = [
+        _dataset_spec(d, where, base)
+        for where, d in _entries(data, "datasets", _DATASET_KEYS, path)
+    ]
+    matchers = [
+        _matcher_spec(m, where) for where, m in _entries(data, "matchers", _MATCHER_KEYS, path)
+    ]
+    if not datasets:
+        msg = f"suite {path}: no [[datasets]] given"
+        raise SuiteError(msg)
+    if not matchers:
+        msg = f"suite {path}: no [[matchers]] given"
+        raise SuiteError(msg)
+    _check_values(data, path)
     return Suite(
         name=data.get("name", path.stem),
         description=data.get("description", ""),

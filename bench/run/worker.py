@@ -1,12 +1,14 @@
 """One run in its own process: ``python -m bench.run.worker JOB.json``.
 
 The parent (:mod:`bench.run.runner`) writes the job, watches this process for its timeout
-and memory limit, and turns what it finds into a run record. This process loads the
-dataset, fits and matches (materialising the output inside the timed region), validates
-the output, writes raw Parquet to the staging directory, evaluates, and writes its
-partial result as JSON. A matcher tagged ``needs_labels`` also gets the labels of a
-seeded sample of persons (:mod:`bench.data.labels`), whose records the evaluation leaves out. Whatever happens inside the matcher ends as a result with a
-status and a reason; only a crash or a kill leaves no result, which the parent reports.
+and memory limit (:mod:`bench.run.supervisor`), and turns what it finds into a run
+record. This process loads the dataset, fits and matches (materialising the output
+inside the timed region), validates the output, writes raw Parquet to the staging
+directory, evaluates, and writes its partial result as JSON. A matcher tagged
+``needs_labels`` also gets the labels of a seeded sample of persons
+(:mod:`bench.data.labels`), whose records the evaluation leaves out. Whatever happens
+inside the matcher ends as a result with a status and a reason; only a crash or a kill
+leaves no result, which the parent reports.
 """
 
 from __future__ import annotations

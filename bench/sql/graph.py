@@ -97,7 +97,119 @@ class ComponentsResult:
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows of ``table``."""
     return int(query_one(con, f"SELECT count(*) AS n FROM {quote_ident(table)}")["n"])
+
+
+def _replace_table(
+    con: duckdb.DuckDBPyConnection, table: str, scratch: str, select_sql: str, *, step: str
+) -> None:
+    """Rebuild ``table`` from ``select_sql``, which may read ``table`` itself.
+
+    The new rows go to ``scratch`` first, which then takes the name of ``table``: every
+    loop of this module (pointer jumping, contraction, composing the round maps, the
+    capped clustering's shrinking edge set) advances one step this way.
+    """
+    execute(con, f"CREATE OR REPLACE TEMP TABLE {q(scratch)} AS {select_sql}", step=step)
+    execute(con, f"DROP TABLE {q(table)}")
+    execute(con, f"ALTER TABLE {q(scratch)} RENAME TO {q(table)}")
+
+
+def _min_neighbour(con: duckdb.DuckDBPyConnection, edges: str, parent: str) -> int:
+    """Point every non-root node at its smallest neighbour (table ``parent``).
+
+    Returns how many nodes got a parent (the non-roots of the round).
+    """
+    # Each edge has a < b, so a node's smaller neighbours are exactly the `a` of the
+    # edges where it is `b`; nodes that are never a `b` are this round's roots.
+    execute(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE {q(parent)} AS
+            SELECT b AS node, min(a) AS parent, true AS moved
+            FROM {q(edges)} GROUP BY b""",
+        step="connected components: min neighbour",
+    )
+    return _count(con, parent)
+
+
+def _pointer_jump(
+    con: duckdb.DuckDBPyConnection, parent: str, temp_name: Callable[[str], str]
+) -> int:
+    """Replace every parent by its grandparent until all point at a root; return the jumps."""
+    jumps = 0
+    while True:  # until no parent moves (every parent is a root)
+        _replace_table(
+            con,
+            parent,
+            temp_name("cc_jump"),
+            f"""SELECT m.node, coalesce(p.parent, m.parent) AS parent,
+                       p.parent IS NOT NULL AS moved
+                FROM {q(parent)} m LEFT JOIN {q(parent)} p ON p.node = m.parent""",
+            step="connected components: pointer jump",
+        )
+        moved = query_one(
+            con,
+            f"SELECT count(*) FILTER (WHERE moved) AS n FROM {q(parent)}",
+            step="connected components: depth check",
+        )["n"]
+        if not moved:
+            return jumps
+        jumps += 1
+
+
+def _contract(
+    con: duckdb.DuckDBPyConnection, edges: str, parent: str, temp_name: Callable[[str], str]
+) -> int:
+    """Relabel the edges to their endpoints' roots, dropping self-loops and duplicates.
+
+    Returns the number of edges left.
+    """
+    _replace_table(
+        con,
+        edges,
+        temp_name("cc_edges_next"),
+        f"""SELECT DISTINCT least(ra, rb) AS a, greatest(ra, rb) AS b FROM (
+                SELECT coalesce(pa.parent, e.a) AS ra, coalesce(pb.parent, e.b) AS rb
+                FROM {q(edges)} e
+                LEFT JOIN {q(parent)} pa ON pa.node = e.a
+                LEFT JOIN {q(parent)} pb ON pb.node = e.b)
+            WHERE ra <> rb""",
+        step="connected components: contract",
+    )
+    return _count(con, edges)
+
+
+def _compose_labels(
+    con: duckdb.DuckDBPyConnection,
+    maps: list[str],
+    out: str,
+    temp_name: Callable[[str], str],
+) -> None:
+    """Compose the round maps into the final ``(node, label)`` table ``out``."""
+    if not maps:
+        execute(
+            con,
+            f"CREATE OR REPLACE TEMP TABLE {q(out)} (node BIGINT, label BIGINT)",
+            step="connected components: empty",
+        )
+        return
+    execute(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE {q(out)} AS SELECT node, parent AS label FROM {q(maps[-1])}",
+        step="connected components: labels",
+    )
+    # Backwards: a node contracted in round r points at a root of round r, whose own
+    # final label (if it was contracted later) is already known.
+    for m in reversed(maps[:-1]):
+        _replace_table(
+            con,
+            out,
+            temp_name("cc_labels_next"),
+            f"""SELECT m.node, coalesce(f.label, m.parent) AS label
+                FROM {q(m)} m LEFT JOIN {q(out)} f ON f.node = m.parent
+                UNION ALL SELECT node, label FROM {q(out)}""",
+            step="connected components: compose",
+        )
 
 
 def connected_components(
@@ -145,83 +257,13 @@ def connected_components(
             msg = f"connected components did not converge in {max_rounds} rounds"
             raise RuntimeError(msg)
         parent = temp_name(f"cc_parent_{res.rounds}")
-        # Each edge has a < b, so a node's smaller neighbours are exactly the `a` of the
-        # edges where it is `b`; nodes that are never a `b` are this round's roots.
-        execute(
-            con,
-            f"""CREATE OR REPLACE TEMP TABLE {q(parent)} AS
-                SELECT b AS node, min(a) AS parent, true AS moved
-                FROM {q(edges)} GROUP BY b""",
-            step="connected components: min neighbour",
-        )
-        res.round_nodes.append(_count(con, parent))
-        while True:  # pointer jumping until no parent moves (every parent is a root)
-            jumped = temp_name("cc_jump")
-            execute(
-                con,
-                f"""CREATE OR REPLACE TEMP TABLE {q(jumped)} AS
-                    SELECT m.node, coalesce(p.parent, m.parent) AS parent,
-                           p.parent IS NOT NULL AS moved
-                    FROM {q(parent)} m LEFT JOIN {q(parent)} p ON p.node = m.parent""",
-                step="connected components: pointer jump",
-            )
-            moved = query_one(
-                con,
-                f"SELECT count(*) FILTER (WHERE moved) AS n FROM {q(jumped)}",
-                step="connected components: depth check",
-            )["n"]
-            execute(con, f"DROP TABLE {q(parent)}")
-            execute(con, f"ALTER TABLE {q(jumped)} RENAME TO {q(parent)}")
-            if not moved:
-                break
-            res.jumps += 1
+        res.round_nodes.append(_min_neighbour(con, edges, parent))
+        res.jumps += _pointer_jump(con, parent, temp_name)
         maps.append(parent)
-        contracted = temp_name("cc_edges_next")
-        execute(
-            con,
-            f"""CREATE OR REPLACE TEMP TABLE {q(contracted)} AS
-                SELECT DISTINCT least(ra, rb) AS a, greatest(ra, rb) AS b FROM (
-                    SELECT coalesce(pa.parent, e.a) AS ra, coalesce(pb.parent, e.b) AS rb
-                    FROM {q(edges)} e
-                    LEFT JOIN {q(parent)} pa ON pa.node = e.a
-                    LEFT JOIN {q(parent)} pb ON pb.node = e.b)
-                WHERE ra <> rb""",
-            step="connected components: contract",
-        )
-        execute(con, f"DROP TABLE {q(edges)}")
-        execute(con, f"ALTER TABLE {q(contracted)} RENAME TO {q(edges)}")
-        remaining = _count(con, edges)
+        remaining = _contract(con, edges, parent, temp_name)
         log.debug("cc round %d: %d edges left", res.rounds, remaining)
     execute(con, f"DROP TABLE IF EXISTS {q(edges)}")
-
-    # Compose the round maps backwards: a node contracted in round r points at a root of
-    # round r, whose own final label (if it was contracted later) is already known.
-    out = res.table
-    if not maps:
-        execute(
-            con,
-            f"CREATE OR REPLACE TEMP TABLE {q(out)} (node BIGINT, label BIGINT)",
-            step="connected components: empty",
-        )
-    else:
-        execute(
-            con,
-            f"CREATE OR REPLACE TEMP TABLE {q(out)} AS "
-            f"SELECT node, parent AS label FROM {q(maps[-1])}",
-            step="connected components: labels",
-        )
-        for m in reversed(maps[:-1]):
-            nxt = temp_name("cc_labels_next")
-            execute(
-                con,
-                f"""CREATE OR REPLACE TEMP TABLE {q(nxt)} AS
-                    SELECT m.node, coalesce(f.label, m.parent) AS label
-                    FROM {q(m)} m LEFT JOIN {q(out)} f ON f.node = m.parent
-                    UNION ALL SELECT node, label FROM {q(out)}""",
-                step="connected components: compose",
-            )
-            execute(con, f"DROP TABLE {q(out)}")
-            execute(con, f"ALTER TABLE {q(nxt)} RENAME TO {q(out)}")
+    _compose_labels(con, maps, res.table, temp_name)
     for m in maps:
         execute(con, f"DROP TABLE IF EXISTS {q(m)}")
     res.seconds = time.perf_counter() - t0
@@ -247,6 +289,87 @@ class CappedComponents:
             "nodes_left_single": self.dropped_nodes,
             "seconds": round(self.seconds, 3),
         }
+
+
+def _guard_sql(nodes: str | None, max_size: int | None, max_anchors: int | None) -> tuple[str, str]:
+    """The join of the node table and the condition that makes a component invalid.
+
+    Returns ``(join_nodes, bad_if)``: a ``LEFT JOIN`` onto the members ``m`` (empty
+    without a node table) and an aggregate condition over one component's members.
+    """
+    weight = "1" if nodes is None else "coalesce(n.weight, 1)"
+    anchor = "0" if nodes is None else "coalesce(n.anchor, 0)"
+    join_nodes = "" if nodes is None else f"LEFT JOIN {q(nodes)} n ON n.node = m.node"
+    checks = []
+    if max_size is not None:
+        checks.append(f"sum({weight}) > {int(max_size)}")
+    if max_anchors is not None:
+        checks.append(f"sum({anchor}) > {int(max_anchors)}")
+    return join_nodes, " OR ".join(checks) if checks else "false"
+
+
+def _accept_valid(
+    con: duckdb.DuckDBPyConnection,
+    work: str,
+    out: str,
+    members: str,
+    temp_name: Callable[[str], str],
+    guard: tuple[str, str],
+) -> int:
+    """Cluster the ``work`` edges, add the valid components to ``out``.
+
+    ``members`` receives ``(node, label, bad)`` for every clustered node, ``bad`` marking
+    the nodes of invalid components. Returns how many nodes are in invalid components.
+    """
+    join_nodes, bad_if = guard
+    cc = connected_components(con, f"SELECT a, b FROM {q(work)}", temp_name)
+    execute(
+        con,
+        f"""CREATE OR REPLACE TEMP TABLE {q(members)} AS
+            WITH m AS (SELECT node, label FROM {q(cc.table)}
+                       UNION SELECT label, label FROM {q(cc.table)}),
+                 bad AS (SELECT m.label FROM m {join_nodes} GROUP BY m.label
+                         HAVING {bad_if})
+            SELECT m.node, m.label, m.label IN (SELECT label FROM bad) AS bad FROM m""",
+        step="capped components: guard",
+    )
+    execute(
+        con,
+        f"INSERT INTO {q(out)} SELECT node, label FROM {q(members)} WHERE NOT bad",
+        step="capped components: accept",
+    )
+    execute(con, f"DROP TABLE IF EXISTS {q(cc.table)}")
+    return int(query_one(con, f"SELECT count(*) FILTER (WHERE bad) AS n FROM {q(members)}")["n"])
+
+
+def _raise_threshold(
+    con: duckdb.DuckDBPyConnection,
+    work: str,
+    members: str,
+    temp_name: Callable[[str], str],
+    current: float,
+) -> float | None:
+    """Keep only the ``work`` edges inside invalid components; return their next threshold.
+
+    The next threshold is the median edge score if it is above ``current``, else the
+    next distinct score; ``None`` when no edge scores above ``current``.
+    """
+    _replace_table(
+        con,
+        work,
+        temp_name("capped_work_next"),
+        f"""SELECT w.a, w.b, w.score FROM {q(work)} w
+            JOIN {q(members)} x ON x.node = w.a AND x.bad""",
+        step="capped components: invalid edges",
+    )
+    row = query_one(
+        con,
+        f"""SELECT quantile_disc(score, 0.5) AS med,
+                   min(score) FILTER (WHERE score > {current!r}) AS nxt
+            FROM {q(work)}""",
+    )
+    med, above = row["med"], row["nxt"]
+    return med if med is not None and med > current else above
 
 
 def capped_components(
@@ -298,6 +421,7 @@ def capped_components(
     t0 = time.perf_counter()
     out = temp_name("capped_labels")
     work = temp_name("capped_work")
+    members = temp_name("capped_members")
     execute(con, f"CREATE OR REPLACE TEMP TABLE {q(out)} (node BIGINT, label BIGINT)")
     execute(
         con,
@@ -305,70 +429,22 @@ def capped_components(
         f"WHERE score >= {float(threshold)!r} AND a <> b",
         step="capped components: edges",
     )
-    weight = "1" if nodes is None else "coalesce(n.weight, 1)"
-    anchor = "0" if nodes is None else "coalesce(n.anchor, 0)"
-    join_nodes = "" if nodes is None else f"LEFT JOIN {q(nodes)} n ON n.node = m.node"
-    checks = []
-    if max_size is not None:
-        checks.append(f"sum({weight}) > {int(max_size)}")
-    if max_anchors is not None:
-        checks.append(f"sum({anchor}) > {int(max_anchors)}")
-    bad_if = " OR ".join(checks) if checks else "false"
+    guard = _guard_sql(nodes, max_size, max_anchors)
     thresholds = [float(threshold)]
     steps = 0
     dropped = 0
     while True:
         steps += 1
-        cc = connected_components(con, f"SELECT a, b FROM {q(work)}", temp_name)
-        members = temp_name("capped_members")
-        execute(
-            con,
-            f"""CREATE OR REPLACE TEMP TABLE {q(members)} AS
-                WITH m AS (SELECT node, label FROM {q(cc.table)}
-                           UNION SELECT label, label FROM {q(cc.table)}),
-                     bad AS (SELECT m.label FROM m {join_nodes} GROUP BY m.label
-                             HAVING {bad_if})
-                SELECT m.node, m.label, m.label IN (SELECT label FROM bad) AS bad FROM m""",
-            step="capped components: guard",
-        )
-        execute(
-            con,
-            f"INSERT INTO {q(out)} SELECT node, label FROM {q(members)} WHERE NOT bad",
-            step="capped components: accept",
-        )
-        execute(con, f"DROP TABLE IF EXISTS {q(cc.table)}")
-        n_bad = int(
-            query_one(con, f"SELECT count(*) FILTER (WHERE bad) AS n FROM {q(members)}")["n"]
-        )
+        n_bad = _accept_valid(con, work, out, members, temp_name, guard)
+        new_t = _raise_threshold(con, work, members, temp_name, thresholds[-1]) if n_bad else None
+        execute(con, f"DROP TABLE {q(members)}")
         if not n_bad:
-            execute(con, f"DROP TABLE {q(members)}")
             break
-        # Keep only edges inside invalid components, then raise their threshold.
-        nxt = temp_name("capped_work_next")
-        execute(
-            con,
-            f"""CREATE OR REPLACE TEMP TABLE {q(nxt)} AS
-                SELECT w.a, w.b, w.score FROM {q(work)} w
-                JOIN {q(members)} x ON x.node = w.a AND x.bad""",
-            step="capped components: invalid edges",
-        )
-        row = query_one(
-            con,
-            f"""SELECT quantile_disc(score, 0.5) AS med,
-                       min(score) FILTER (WHERE score > {thresholds[-1]!r}) AS nxt
-                FROM {q(nxt)}""",
-        )
-        execute(con, f"DROP TABLE {q(work)}")
-        execute(con, f"ALTER TABLE {q(nxt)} RENAME TO {q(work)}")
-        med, above = row["med"], row["nxt"]
-        new_t = med if med is not None and med > thresholds[-1] else above
         if new_t is None or steps >= max_steps:
             dropped = n_bad
-            execute(con, f"DROP TABLE {q(members)}")
             break
         thresholds.append(float(new_t))
         execute(con, f"DELETE FROM {q(work)} WHERE score < {float(new_t)!r}")
-        execute(con, f"DROP TABLE {q(members)}")
     execute(con, f"DROP TABLE IF EXISTS {q(work)}")
     return CappedComponents(
         table=out,

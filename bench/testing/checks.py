@@ -1,23 +1,9 @@
-"""The conformance suite: checks every matcher must pass, shipped for plugin authors.
+"""The conformance checks, each a function of a matcher that raises on a violation.
 
-From pytest (in a plugin's own CI)::
-
-    from bench.testing import parametrize_with_checks
-    from my_plugin import MyMatcher
-
-    @parametrize_with_checks([MyMatcher(), MyMatcher(threshold=0.9)])
-    def test_conformance(matcher, check):
-        check(matcher)
-
-From the command line: ``idbench check NAME``.
-
-Known failures are declared on the matcher class, never skipped silently::
-
-    class MyMatcher(BaseMatcher):
-        expected_failed_checks = {"check_row_order_invariance": "ties broken by input order"}
-
-The fixture records use large, non-contiguous ids so a matcher cannot rely on ids being
-row numbers.
+The checks run the matcher in-process on the fixture (:mod:`bench.testing.fixtures`)
+through the same code the harness uses (:mod:`bench.run.execution`), so a matcher that
+passes here loads, runs and validates the same way in a suite run. :data:`CHECKS` lists
+them in the order they run.
 """
 
 from __future__ import annotations
@@ -26,13 +12,12 @@ import copy
 import importlib.metadata as md
 import inspect
 import json
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyarrow as pa
 
-from bench.api import KNOWN_TAGS, Matcher, UnsupportedInput
+from bench.api import KNOWN_TAGS, LENSES, Matcher, UnsupportedInput
 from bench.run.execution import (
     Outcome,
     load_inputs,
@@ -42,223 +27,11 @@ from bench.run.execution import (
 )
 from bench.run.registry import GROUP
 from bench.sql import engine
+from bench.testing.fixtures import fixture_labels, fixture_records, fixture_tables
 
-__all__ = [
-    "CHECKS",
-    "CheckOutcome",
-    "check_matcher",
-    "fixture_labels",
-    "fixture_records",
-    "fixture_tables",
-    "iter_checks",
-    "parametrize_with_checks",
-    "run_on",
-]
-
-ID_BASE = 10**12
-
-
-def _rid(i: int) -> int:
-    # Large, non-contiguous, not in row order.
-    return ID_BASE + 7919 * ((i * 37) % 101) + i
-
-
-# --- fixtures ---------------------------------------------------------------------------
-
-_PEOPLE = [
-    # given, family, dob, email, phone, street, house_number, postcode, city
-    (
-        "Anna",
-        "Schmidt",
-        "1984-03-02",
-        "anna.schmidt@example.org",
-        "+4915112345678",
-        "Lindenweg",
-        "12",
-        "10115",
-        "Berlin",
-    ),
-    (
-        "Boris",
-        "Novak",
-        "1971-11-23",
-        "b.novak@mail.example",
-        "+4917298765432",
-        "Hafenstrasse",
-        "3",
-        "20095",
-        "Hamburg",
-    ),
-    (
-        "Chiara",
-        "Rossi",
-        "1990-06-15",
-        "chiara.r@example.net",
-        "+4916055511122",
-        "Bergstrasse",
-        "77",
-        "80331",
-        "Muenchen",
-    ),
-    (
-        "Deniz",
-        "Yilmaz",
-        "1968-01-30",
-        "deniz68@example.com",
-        "+4915233344455",
-        "Ringstrasse",
-        "5",
-        "50667",
-        "Koeln",
-    ),
-    (
-        "Emma",
-        "Dubois",
-        "2001-09-09",
-        "emma.dubois@example.fr",
-        "+4917612121212",
-        "Gartenweg",
-        "18",
-        "60311",
-        "Frankfurt",
-    ),
-    (
-        "Farid",
-        "Haddad",
-        "1955-12-01",
-        "farid.h@example.org",
-        "+4915998877665",
-        "Schulstrasse",
-        "41",
-        "70173",
-        "Stuttgart",
-    ),
-    (
-        "Greta",
-        "Larsen",
-        "1979-04-27",
-        "greta.larsen@example.dk",
-        "+4917011223344",
-        "Muehlenweg",
-        "9",
-        "04109",
-        "Leipzig",
-    ),
-    (
-        "Hiro",
-        "Tanaka",
-        "1988-08-08",
-        "hiro.tanaka@example.jp",
-        "+4915144455566",
-        "Kirchplatz",
-        "2",
-        "01067",
-        "Dresden",
-    ),
-]
-# person index -> how many identical copies (person 0 three records, person 1 two, rest one)
-_COPIES = [3, 2, 1, 1, 1, 1, 1, 1]
-_SOURCES = ["crm", "order", "loyalty"]
-
-
-def fixture_records() -> tuple[pa.Table, dict[int, int]]:
-    """PII records: two persons with identical copies, six persons sharing nothing.
-
-    Returns the records table and ``record_id -> person index`` (the truth).
-    """
-    rows: list[dict[str, Any]] = []
-    truth: dict[int, int] = {}
-    i = 0
-    for person, copies in enumerate(_COPIES):
-        given, family, dob, email, phone, street, hno, postcode, city = _PEOPLE[person]
-        for c in range(copies):
-            rid = _rid(i)
-            rows.append(
-                {
-                    "record_id": rid,
-                    "source": _SOURCES[c % len(_SOURCES)],
-                    "given_name": given,
-                    "family_name": family,
-                    "dob": dob,
-                    "email": email,
-                    "phone": phone,
-                    "street": street,
-                    "house_number": hno,
-                    "postcode": postcode,
-                    "city": city,
-                    "customer_no": f"C{person:05d}" if c == 0 else None,
-                    "cookie_id": None,
-                }
-            )
-            truth[rid] = person
-            i += 1
-    # Anonymous identifiers: two cookies of person 0 with identical evidence, one of
-    # person 5 with evidence shared with nobody.
-    for person, cookie in ((0, "ck-a1"), (0, "ck-a2"), (5, "ck-f1")):
-        rid = _rid(i)
-        rows.append(
-            {k: None for k in rows[0]} | {"record_id": rid, "source": "cookie", "cookie_id": cookie}
-        )
-        truth[rid] = person
-        i += 1
-    table = pa.Table.from_pylist(rows)
-    dob = pa.compute.strptime(table["dob"], format="%Y-%m-%d", unit="s").cast(pa.date32())
-    table = table.set_column(table.schema.get_field_index("dob"), "dob", dob)
-    return table, truth
-
-
-def fixture_tables(records: pa.Table) -> dict[str, pa.Table]:
-    """Aggregated anonymous evidence for the fixture's cookie records."""
-    ids = {
-        c: r
-        for c, r in zip(
-            records["cookie_id"].to_pylist(), records["record_id"].to_pylist(), strict=True
-        )
-        if c
-    }
-    ip_rows, dom_rows, hour_rows = [], [], []
-    for cookie, ip, domains in (
-        ("ck-a1", "203.0.113.7", ("news.example", "shop.example")),
-        ("ck-a2", "203.0.113.7", ("news.example", "shop.example")),
-        ("ck-f1", "198.51.100.99", ("garden.example",)),
-    ):
-        rid = ids[cookie]
-        ip_rows.append(
-            {
-                "record_id": rid,
-                "ip": ip,
-                "events": 40,
-                "first_seen": "2026-01-03",
-                "last_seen": "2026-02-20",
-            }
-        )
-        dom_rows += [{"record_id": rid, "domain": d, "days": 12} for d in domains]
-        hour_rows += [{"record_id": rid, "hour": h, "events": 5} for h in (8, 12, 20)]
-    ip_stats = [
-        {"ip": "203.0.113.7", "is_cellular": False, "events": 80, "identifiers": 2},
-        {"ip": "198.51.100.99", "is_cellular": False, "events": 40, "identifiers": 1},
-    ]
-    return {
-        "identifier_ip": pa.Table.from_pylist(ip_rows),
-        "identifier_domain": pa.Table.from_pylist(dom_rows),
-        "identifier_hour": pa.Table.from_pylist(hour_rows),
-        "ip_stats": pa.Table.from_pylist(ip_stats),
-    }
-
-
-# --- running ----------------------------------------------------------------------------
-
-
-def fixture_labels(truth: dict[int, int], persons: Iterable[int] = (0, 3)) -> pa.Table:
-    """A training sample of the fixture: the labels of the records of ``persons``."""
-    chosen = set(persons)
-    rows = sorted((rid, p) for rid, p in truth.items() if p in chosen)
-    return pa.table(
-        {
-            "record_id": pa.array([r for r, _ in rows], pa.int64()),
-            "entity_id": pa.array([p for _, p in rows], pa.int64()),
-        }
-    )
+#: The suite reaches the checks through :data:`CHECKS`; :mod:`bench.testing` re-exports
+#: them by name as well.
+__all__ = ["CHECKS", "run_on"]
 
 
 def _no_labels() -> pa.Table:
@@ -326,9 +99,6 @@ def _fixture_outcome(matcher: Matcher, *, seed: int = 0) -> Outcome:
     return run_on(_fresh(matcher), records, fixture_tables(records), seed=seed, labels=labels)
 
 
-# --- checks -----------------------------------------------------------------------------
-
-
 def check_registered(matcher: Matcher) -> None:
     """The class is registered under its ``name`` in the ``idbench.matchers`` group."""
     cls = type(matcher)
@@ -348,6 +118,16 @@ def check_tags(matcher: Matcher) -> None:
     assert isinstance(tags, frozenset), f"tags must be a frozenset, got {type(tags).__name__}"
     unknown = set(tags) - KNOWN_TAGS
     assert not unknown, f"unknown tags {sorted(unknown)}; known: {sorted(KNOWN_TAGS)}"
+
+
+def check_lens(matcher: Matcher) -> None:
+    """The class declares the lens it looks through, one of :data:`bench.api.LENSES`."""
+    cls = type(matcher)
+    lens = getattr(cls, "lens", "")
+    assert isinstance(lens, str) and lens in LENSES, (
+        f"{cls.__name__}.lens={lens!r} is not one of {', '.join(map(repr, LENSES))}; "
+        "declare the lens the matcher looks through (lens: ClassVar[str] = ...)"
+    )
 
 
 def check_params_roundtrip(matcher: Matcher) -> None:
@@ -555,6 +335,7 @@ def check_inputs_untouched_and_connection_usable(matcher: Matcher) -> None:
 CHECKS: tuple[Callable[[Matcher], None], ...] = (
     check_registered,
     check_tags,
+    check_lens,
     check_params_roundtrip,
     check_init_stores_only_params,
     check_repr_deterministic,
@@ -569,58 +350,3 @@ CHECKS: tuple[Callable[[Matcher], None], ...] = (
     check_single_record,
     check_inputs_untouched_and_connection_usable,
 )
-
-
-def _expected_failures(matcher: Matcher) -> dict[str, str]:
-    return dict(getattr(type(matcher), "expected_failed_checks", {}) or {})
-
-
-def iter_checks(matcher: Matcher) -> Iterator[tuple[Callable[[Matcher], None], str | None]]:
-    """Yield ``(check, reason_if_expected_to_fail)`` for every check."""
-    expected = _expected_failures(matcher)
-    unknown = set(expected) - {c.__name__ for c in CHECKS}
-    if unknown:
-        msg = f"expected_failed_checks names unknown checks: {sorted(unknown)}"
-        raise ValueError(msg)
-    for check in CHECKS:
-        yield check, expected.get(check.__name__)
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """Result of one check on one matcher."""
-
-    check: str
-    status: str  # passed | failed | xfail (expected failure) | xpass (expected, but passed)
-    message: str = ""
-
-
-def check_matcher(matcher: Matcher) -> list[CheckOutcome]:
-    """Run every check on ``matcher`` and report each outcome (for ``idbench check``)."""
-    out = []
-    for check, reason in iter_checks(matcher):
-        try:
-            check(matcher)
-        except Exception as exc:  # noqa: BLE001 - a failing check, whatever it raised
-            message = f"{type(exc).__name__}: {exc}"
-            out.append(
-                CheckOutcome(check.__name__, "xfail" if reason else "failed", reason or message)
-            )
-        else:
-            out.append(CheckOutcome(check.__name__, "xpass" if reason else "passed", reason or ""))
-    return out
-
-
-def parametrize_with_checks(matchers: Iterable[Matcher]):
-    """A pytest decorator giving ``(matcher, check)`` for every matcher and check.
-
-    Declared expected failures become ``xfail(strict=True)`` with their reason.
-    """
-    import pytest
-
-    params = []
-    for m in matchers:
-        for check, reason in iter_checks(m):
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            params.append(pytest.param(m, check, id=f"{m!r}-{check.__name__}", marks=marks))
-    return pytest.mark.parametrize(("matcher", "check"), params)
