@@ -2,51 +2,27 @@
 
 ``idbench list | check NAME | run [SUITE] | generate NAME | describe DATASET |
 scale --matchers ... | report [SUITE] | plot FIGURE [SUITE]``
+
+:func:`main` parses and dispatches; the ``run`` command with its live display lives in
+:mod:`bench.cli_run`, the consoles every command writes to in :mod:`bench.cli_console`.
+Commands import the harness when they run, so ``idbench --help`` stays quick.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
 from bench import __version__
-
-# Wide enough for the results table when output goes to a file or a CI log.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-STATUS_STYLE = {
-    "ok": "green",
-    "error": "red",
-    "timeout": "yellow",
-    "skipped": "dim",
-    "broken": "red",
-}
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def short_label(matcher: dict[str, Any]) -> str:
-    """Matcher name plus the parameters the suite set (the full repr is in the record)."""
-    params = " ".join(f"{k}={v}" for k, v in (matcher.get("params") or {}).items())
-    return f"{matcher['name']} {params}".strip()
-
+from bench.cli_console import STATUS_STYLE, console, err
+from bench.report.format import format_number
 
 # --- list / check -----------------------------------------------------------------------
 
@@ -96,185 +72,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{n_pass} passed, {len(bad)} failed, {sum(o.status == 'xfail' for o in outcomes)} expected failures"
     )
     return 1 if bad else 0
-
-
-# --- run --------------------------------------------------------------------------------
-
-
-def _results_table(records: list[dict[str, Any]]) -> Table:
-    table = Table(title="Results")
-    cols = (
-        "dataset",
-        "matcher",
-        "status",
-        "precision",
-        "recall",
-        "F1",
-        "B3 F1",
-        "clusters/entities",
-        "largest",
-        "records/s",
-        "match s",
-        "peak MiB",
-    )
-    for col in cols:
-        table.add_column(
-            col, justify="left" if col in ("dataset", "matcher", "status") else "right"
-        )
-    for rec in records:
-        m = rec.get("person") or {}
-        status = rec["status"]
-        rps = (rec.get("throughput") or {}).get("records_per_s")
-        t = rec.get("timings") or {}
-        match_s = t.get("fit", 0) + t.get("match", 0) if "match" in t else None
-        table.add_row(
-            rec["dataset"]["name"],
-            short_label(rec["matcher"]),
-            f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-            _fmt(m.get("precision")),
-            _fmt(m.get("recall")),
-            _fmt(m.get("f1")),
-            _fmt(m.get("bcubed_f1")),
-            f"{m['n_clusters']}/{m['n_entities']}" if "n_clusters" in m else "-",
-            _fmt(m.get("largest_cluster")),
-            f"{rps:,.0f}" if rps else "-",
-            _fmt(match_s, 2),
-            f"{rec.get('peak_rss_bytes', 0) / 1024**2:,.0f}",
-        )
-    return table
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run a suite of datasets x matchers; store one record per run; print the results."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from bench.run.results import RunStore
-    from bench.run.runner import FAILED_STATUSES, recompute, run_suite
-    from bench.run.suite import default_suite_path, load_suite
-
-    results_root = Path(args.results)
-    suite = load_suite(args.suite or default_suite_path())
-    if args.recompute:
-        n, problems = recompute(results_root / suite.name)
-        for p in problems:
-            err.print(f"[yellow]not recomputed[/]: {escape(p)}")
-        console.print(
-            f"recomputed the metrics of {n} stored run(s) under {results_root / suite.name}"
-        )
-        return 1 if problems else 0
-
-    def terminate(signum: int, frame: object) -> None:
-        # SIGTERM / SIGHUP stop like Ctrl-C: the current run is killed, nothing half-stored
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGHUP, terminate)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    records: list[dict[str, Any]] = []
-    task = None
-
-    def gen_progress(desc: str, frac: float) -> None:
-        nonlocal task
-        if task is None:
-            task = progress.add_task("generating data", total=100)
-        progress.update(task, completed=int(frac * 100), description=f"generating: {desc}")
-
-    def on_plan(runs, done) -> None:
-        nonlocal task
-        task = progress.add_task(f"suite {suite.name}", total=len(runs))
-        if done:
-            progress.console.print(
-                f"{len(done)} of {len(runs)} run(s) already stored: skipped (use --force to redo)"
-            )
-        if args.retry_failed:
-            # with --retry-failed, the stored runs left to run are exactly the failed ones
-            store = RunStore(results_root / suite.name)
-            retry = sum(r.key not in done and store.exists(r.key) for r in runs)
-            progress.console.print(
-                f"retrying {retry} stored run(s) that failed"
-                if retry
-                else "no stored run failed: nothing to retry"
-            )
-
-    def on_start(run) -> None:
-        progress.update(task, description=f"running {run.label()}")
-
-    def on_done(run, rec, skipped) -> None:
-        records.append(rec)
-        progress.advance(task)
-        live.update(_group())
-
-    def _group():
-        from rich.console import Group
-
-        return Group(_results_table(records), progress)
-
-    with Live(_group(), console=console, refresh_per_second=4) as live:
-        try:
-            all_records = run_suite(
-                suite,
-                results_root=results_root,
-                force=args.force,
-                retry_failed=args.retry_failed,
-                on_plan=on_plan,
-                on_start=on_start,
-                on_done=on_done,
-                progress=gen_progress,
-            )
-        except KeyboardInterrupt:
-            live.stop()
-            err.print(
-                f"[yellow]interrupted[/]: {len(records)} run(s) stored under "
-                f"{results_root / suite.name}; run the same command again to resume"
-            )
-            return 130
-    failed = [r for r in all_records if r["status"] in FAILED_STATUSES]
-    for r in failed:
-        err.print(
-            f"[red]{r['status']}[/] {escape(r['matcher']['label'])} on "
-            f"{escape(r['dataset']['name'])}: {escape(str(r['error']))}"
-        )
-    console.print(f"records stored under {results_root / suite.name}")
-    if not args.no_report:
-        _maybe_report(suite.name, results_root)
-    if not failed:
-        return 0
-    counts = ", ".join(
-        f"{sum(r['status'] == s for r in failed)} {s}"
-        for s in FAILED_STATUSES
-        if any(r["status"] == s for r in failed)
-    )
-    retry = " ".join(
-        [
-            "idbench run",
-            *([args.suite] if args.suite else []),
-            *(["--results", args.results] if args.results != "results" else []),
-            "--retry-failed",
-        ]
-    )
-    err.print(
-        f"[red]{len(failed)} of {len(all_records)} run(s) failed[/] ({counts}); after fixing "
-        f"the cause (or raising timeout_s / memory_limit), re-run only those with: "
-        f"{escape(retry)}"
-    )
-    # Failed runs are recorded results, so by default the command still succeeds (a broken
-    # third-party plugin must not stop `make run`); --strict makes them fail CI.
-    return 1 if args.strict else 0
-
-
-def _maybe_report(suite_name: str, results_root: Path) -> None:
-    try:
-        from bench.report import build as report
-    except ImportError:
-        return
-    path = report.build_report(results_root / suite_name)
-    console.print(f"report written to {path}")
 
 
 # --- generate / describe ----------------------------------------------------------------
@@ -329,7 +126,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
             table.add_column("key")
             table.add_column("value", justify="right")
             for k, v in value.items():
-                table.add_row(str(k), f"{v:,}" if isinstance(v, int) else _fmt(v))
+                table.add_row(str(k), format_number(v))
             console.print(table)
         elif isinstance(value, dict):
             table = Table(title=key.replace("_", " "))
@@ -339,11 +136,18 @@ def cmd_describe(args: argparse.Namespace) -> int:
                 table.add_column(str(c), justify="right")
             for k, v in value.items():
                 row = v if isinstance(v, dict) else {}
-                table.add_row(str(k), *(_fmt(row.get(c)) for c in cols))
+                table.add_row(str(k), *(format_number(row.get(c)) for c in cols))
             console.print(table)
         else:
             console.print(f"{key}: {value}")
     return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """``idbench run`` (:mod:`bench.cli_run`, imported when used: it loads the harness)."""
+    from bench.cli_run import cmd_run
+
+    return cmd_run(args)
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
@@ -370,7 +174,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw one figure of a suite from its stored results."""
-    from bench.report.plot import PlotError, plot_one
+    from bench.report.figures import PlotError, plot_one
 
     try:
         paths = plot_one(
@@ -408,17 +212,8 @@ def _command(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
-        prog="idbench",
-        description="Identity resolution benchmark: deterministic (CDP) vs probabilistic "
-        "(DMP) matchers on one synthetic population or your own labelled data.",
-    )
-    parser.add_argument("--version", action="version", version=f"idbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_matcher_commands(sub: Any) -> None:
+    """``list`` and ``check``: the registered matchers and their conformance."""
     p = _command(
         sub,
         "list",
@@ -439,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help='constructor parameters as JSON, e.g. \'{"keys": ["phone"]}\'')
     p.set_defaults(func=cmd_check)
 
+
+def _add_run_command(sub: Any) -> None:
+    """``run``: a suite, with what to redo and how strictly to exit."""
     p = _command(
         sub,
         "run",
@@ -471,8 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot be recomputed)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=_cmd_run)
 
+
+def _add_data_commands(sub: Any) -> None:
+    """``generate`` and ``describe``: synthetic datasets."""
     p = _command(
         sub,
         "generate",
@@ -507,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the raw description as JSON")
     p.set_defaults(func=cmd_describe)
 
+
+def _add_scale_command(sub: Any) -> None:
+    """``scale``: a scaling sweep built in code."""
     p = _command(
         sub,
         "scale",
@@ -527,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the sweep and fits to this JSON file")
     p.set_defaults(func=_cmd_scale)
 
+
+def _add_report_commands(sub: Any) -> None:
+    """``report`` and ``plot``: documents and figures from stored results."""
     p = _command(sub, "report", "build report.md / report.html from stored results")
     p.add_argument("suite", nargs="?", default="default", help="suite name")
     p.add_argument("--results", default="results", help="results root")
@@ -543,6 +350,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="output directory or .png/.svg path (default: the suite's figures/)"
     )
     p.set_defaults(func=cmd_plot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="idbench",
+        description="Identity resolution benchmark: deterministic (CDP) vs probabilistic "
+        "(DMP) matchers on one synthetic population or your own labelled data.",
+    )
+    parser.add_argument("--version", action="version", version=f"idbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log diagnostics")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_matcher_commands(sub)
+    _add_run_command(sub)
+    _add_data_commands(sub)
+    _add_scale_command(sub)
+    _add_report_commands(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Tests of bench.metrics.aggregate: grouping over repeats, t intervals, interval comparison."""
+"""Tests of bench.metrics.aggregate: repeats, t intervals, comparison, the power-law fit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from bench.metrics import aggregate as agg
-from bench.metrics.aggregate import aggregate, compare, metric_value, t_quantile
+from bench.metrics.aggregate import (
+    aggregate,
+    compare,
+    fit_power_law,
+    match_seconds,
+    median_present,
+    metric_value,
+    t_quantile,
+)
 
 
 def rec(matcher: str, f1: float | None, *, fp: str = "sha256:a", status: str = "ok") -> dict:
@@ -112,3 +120,45 @@ def test_t_quantile_fallback_matches_scipy(monkeypatch):
     assert t_quantile(0.975, 200) == pytest.approx(scipy_values[5], abs=1e-4)
     with pytest.raises(ValueError, match="degrees of freedom"):
         t_quantile(0.975, 0)
+
+
+def test_fit_recovers_exponent() -> None:
+    ns = [1e4, 1e5, 1e6, 1e7]
+    fit = fit_power_law(ns, [3e-6 * n**1.2 for n in ns])
+    assert fit is not None
+    assert fit.b == pytest.approx(1.2)
+    assert fit.a == pytest.approx(3e-6)
+    assert fit.r2 == pytest.approx(1.0)
+    assert fit.predict(1e8) == pytest.approx(3e-6 * 1e8**1.2)
+
+
+def test_fit_least_squares_with_noise() -> None:
+    # log-log points (0, 0), (1, 1.1), (2, 1.9) in base e: slope 0.95 by least squares
+    ns = [1.0, math.e, math.e**2]
+    ts = [1.0, math.exp(1.1), math.exp(1.9)]
+    fit = fit_power_law(ns, ts)
+    assert fit is not None
+    assert fit.b == pytest.approx(0.95)
+    assert 0.9 < (fit.r2 or 0) < 1.0
+
+
+def test_fit_needs_two_sizes_and_ignores_failures() -> None:
+    assert fit_power_law([1e4, 1e4], [1.0, 2.0]) is None
+    assert fit_power_law([1e4, 1e5], [1.0, 0.0]) is None  # a failed run has no time
+    fit = fit_power_law([1e4, 1e5, 1e6], [1.0, 0.0, 100.0])
+    assert fit is not None
+    assert fit.b == pytest.approx(1.0)
+
+
+def test_fit_recovers_a_quadratic_exponent() -> None:
+    ns = [1e3, 1e4, 1e5]
+    fit = fit_power_law(ns, [n**2 * 1e-6 for n in ns])
+    assert fit is not None and fit.b == pytest.approx(2.0)
+
+
+def test_median_present_and_match_seconds() -> None:
+    assert median_present([None, 3, 1, None, 2]) == 2
+    assert median_present([None]) is None
+    assert match_seconds({"timings": {"fit": 1.5, "match": 2.0}}) == 3.5
+    assert match_seconds({"timings": {"match": 2.0}}) == 2.0
+    assert match_seconds({"timings": {"fit": 1.5}}) is None

@@ -18,8 +18,13 @@ from typing import Any
 
 import pytest
 
-from bench.report import plot
+from bench.api import LENSES
 from bench.report.build import build_report
+from bench.report.figures import FIGURES, FigureUnavailable, PlotError, plot_one
+from bench.report.format import format_number
+from bench.report.records import matcher_lens, series
+from bench.report.style import LENS_ORDER, LENS_STYLES, config_label, short_labels
+from bench.report.sweep import find_sweep
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results" / "demo"
 SMALL = "cdp-realistic-small-s42"
@@ -75,8 +80,8 @@ def test_single_dataset_figures_are_drawn_for_every_dataset(built: Path) -> None
 
 def test_every_figure_drawn_with_png_svg_sidecar(built: Path) -> None:
     figures = built / "figures"
-    assert len(plot.FIGURES) >= 6
-    for name in plot.FIGURES:
+    assert len(FIGURES) >= 6
+    for name in FIGURES:
         for ext in ("png", "svg", "json"):
             path = figures / f"{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 0, path
@@ -102,7 +107,7 @@ def test_sidecars_name_the_runs_behind_each_figure(built: Path) -> None:
         assert sorted(side["run_ids"]) == ids, name
         assert side["figure"] == name and side["suite"] == "demo"
     failed = {r["run_id"] for r in recs if r["status"] != "ok"}
-    for name in plot.FIGURES:
+    for name in FIGURES:
         assert not failed & set(_sidecar(built, name)["run_ids"])
 
 
@@ -130,7 +135,7 @@ def test_failed_and_skipped_runs_are_reported(built: Path) -> None:
 
 
 def test_same_matcher_same_colour_everywhere(built: Path) -> None:
-    colours = [_sidecar(built, name)["colours"] for name in plot.FIGURES]
+    colours = [_sidecar(built, name)["colours"] for name in FIGURES]
     for lab in ("splink", "exact keys=email", "exact keys=phone"):
         seen = {c[lab] for c in colours if lab in c}
         assert len(seen) == 1, (lab, seen)
@@ -168,18 +173,18 @@ def test_empty_suite_still_writes_a_report(tmp_path: Path) -> None:
 def test_plot_one(tmp_path: Path) -> None:
     suite = tmp_path / "demo"
     shutil.copytree(FIXTURE, suite)
-    files = plot.plot_one(suite, "scaling", tmp_path / "out")
+    files = plot_one(suite, "scaling", tmp_path / "out")
     assert [p.name for p in files] == ["scaling.png", "scaling.svg", "scaling.json"]
     assert all(p.is_file() for p in files)
-    files = plot.plot_one(suite, "pareto", tmp_path / "x" / "front.svg")
+    files = plot_one(suite, "pareto", tmp_path / "x" / "front.svg")
     assert files[0] == tmp_path / "x" / "front.png"
-    with pytest.raises(plot.PlotError, match="unknown figure 'nope'"):
-        plot.plot_one(suite, "nope")
+    with pytest.raises(PlotError, match="unknown figure 'nope'"):
+        plot_one(suite, "nope")
     lone = tmp_path / "lone"
     (lone / "runs").mkdir(parents=True)
     shutil.copy(next(FIXTURE.glob("runs/*.json")), lone / "runs")
-    with pytest.raises(plot.FigureUnavailable, match="scaling suite"):
-        plot.plot_one(lone, "scaling")
+    with pytest.raises(FigureUnavailable, match="scaling suite"):
+        plot_one(lone, "scaling")
 
 
 def test_short_labels_show_only_varying_params() -> None:
@@ -188,19 +193,63 @@ def test_short_labels_show_only_varying_params() -> None:
         {"matcher": {"name": "exact", "params": {"keys": ["email", "phone"], "norm": True}}},
         {"matcher": {"name": "splink", "params": {"threshold": 0.9}}},
     ]
-    assert sorted(plot.short_labels(recs).values()) == [
+    assert sorted(short_labels(recs).values()) == [
         "exact keys=email",
         "exact keys=email+phone",
         "splink",
     ]
 
 
-def test_matcher_kind() -> None:
-    assert plot.matcher_kind({"name": "cascade-v2"}) == "deterministic"
-    assert plot.matcher_kind({"name": "login-bridge"}) == "deterministic"
-    assert plot.matcher_kind({"name": "recordlinkage"}) == "probabilistic"
-    assert plot.matcher_kind({"name": "hybrid"}) == "hybrid"
-    assert plot.matcher_kind({"name": "pkg.mod:Thing", "tags": ["emits_pairs"]}) == "probabilistic"
+def test_matcher_lens_is_read_from_the_record() -> None:
+    for lens in LENSES:
+        assert matcher_lens({"name": "exact", "lens": lens, "tags": ["emits_pairs"]}) == lens
+    # declared none (or one the harness does not know)
+    assert matcher_lens({"name": "x", "lens": None}) == "unspecified"
+    assert matcher_lens({"name": "x", "lens": "quantum"}) == "unspecified"
+    # stored before matchers declared a lens: the tags decide, never the name
+    assert matcher_lens({"name": "hybrid", "tags": ["emits_pairs"]}) == "probabilistic"
+    assert matcher_lens({"name": "splink"}) == "deterministic"
+    assert matcher_lens({"name": "pkg.mod:Thing", "tags": ["emits_pairs"]}) == "probabilistic"
+
+
+def test_every_lens_has_a_style() -> None:
+    assert set(LENS_STYLES) == set(LENS_ORDER)
+    assert LENS_ORDER[: len(LENSES)] == LENSES
+    assert LENS_STYLES["baseline"].short == "baseline"
+    assert len({s.marker for s in LENS_STYLES.values()}) == len(LENS_STYLES)
+
+
+def test_stored_lens_reaches_the_results_table(tmp_path: Path) -> None:
+    suite = tmp_path / "demo"
+    (suite / "runs").mkdir(parents=True)
+    for path in FIXTURE.glob("runs/*.json"):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec["dataset"]["name"] != "cdp-realistic-tiny-s42":
+            continue
+        lens = "hybrid" if rec["matcher"]["name"] == "splink" else "baseline"
+        rec["matcher"]["lens"] = lens
+        (suite / "runs" / path.name).write_text(json.dumps(rec), encoding="utf-8")
+    build_report(suite)
+    md = (suite / "report.md").read_text(encoding="utf-8")
+    assert "| splink | hybrid | ok |" in md
+    assert "| exact keys=email | baseline | ok |" in md
+    assert "placed by their tags" not in md  # every record declares its lens
+
+
+def test_one_number_format_and_one_label_maker() -> None:
+    assert [format_number(v) for v in (None, 24000, 0.91, 6773.4, 0.0001234, "x")] == [
+        "-",
+        "24,000",
+        "0.910",
+        "6,773",
+        "0.000",
+        "x",
+    ]
+    assert format_number(1.23456, 2) == "1.23"
+    params = {"keys": ["email", "phone"], "threshold": 0.9}
+    assert config_label("exact", params, params) == "exact keys=email+phone, threshold=0.9"
+    assert config_label("exact", params, ["threshold"]) == "exact threshold=0.9"
+    assert config_label("singletons", {}, {}) == "singletons"
 
 
 def test_find_sweep_merges_covarying_knobs_and_ignores_size() -> None:
@@ -209,17 +258,11 @@ def test_find_sweep_merges_covarying_knobs_and_ignores_size() -> None:
         return {"dataset": {"fingerprint": fp, "recipe": recipe}}
 
     recs = [rec("1", "tiny", 0.1, 1.0), rec("2", "tiny", 0.2, 2.0), rec("3", "small", 0.1, 1.0)]
-    sweep = plot.find_sweep(recs)
+    sweep = find_sweep(recs)
     assert sweep is not None
     assert (sweep.knob, sweep.covaried) == ("noise.a", ("noise.b",))
     assert sweep.values == {"1": 0.1, "2": 0.2}
-    assert plot.find_sweep([rec("1", "tiny", 0.1, 1.0), rec("3", "small", 0.1, 1.0)]) is None
-
-
-def test_fit_exponent() -> None:
-    ns = [1e3, 1e4, 1e5]
-    assert plot.fit_exponent(ns, [n**2 * 1e-6 for n in ns]) == pytest.approx(2.0)
-    assert plot.fit_exponent([1e3, 1e3], [1.0, 2.0]) is None
+    assert find_sweep([rec("1", "tiny", 0.1, 1.0), rec("3", "small", 0.1, 1.0)]) is None
 
 
 def test_figures_draw_the_person_level_of_stored_series() -> None:
@@ -229,5 +272,5 @@ def test_figures_draw_the_person_level_of_stored_series() -> None:
             {"level": "person", "threshold": 0.5, "precision": 0.8, "recall": 0.4},
         ]
     }
-    assert plot._field(rec, "curves") == [rec["curves"][1]]
-    assert plot._field({"monthly": [{"month": "2024-01"}]}, "monthly") == [{"month": "2024-01"}]
+    assert series(rec, "curves") == [rec["curves"][1]]
+    assert series({"monthly": [{"month": "2024-01"}]}, "monthly") == [{"month": "2024-01"}]

@@ -1,4 +1,4 @@
-"""``idbench scale``: size parsing, the power-law fit, and one tiny end-to-end sweep."""
+"""``idbench scale``: size parsing and one tiny end-to-end sweep (the fit: test_aggregate)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bench.run.scale import (
-    fit_power_law,
     format_count,
     nearest_size,
     parse_count,
@@ -66,34 +65,6 @@ def test_format_and_nearest_size() -> None:
     ]
     assert persons_for(10_000, 2.5) == 4_000
     assert persons_for(1, 2.5) == 1
-
-
-def test_fit_recovers_exponent() -> None:
-    ns = [1e4, 1e5, 1e6, 1e7]
-    fit = fit_power_law(ns, [3e-6 * n**1.2 for n in ns])
-    assert fit is not None
-    assert fit.b == pytest.approx(1.2)
-    assert fit.a == pytest.approx(3e-6)
-    assert fit.r2 == pytest.approx(1.0)
-    assert fit.predict(1e8) == pytest.approx(3e-6 * 1e8**1.2)
-
-
-def test_fit_least_squares_with_noise() -> None:
-    # log-log points (0, 0), (1, 1.1), (2, 1.9) in base e: slope 0.95 by least squares
-    ns = [1.0, math.e, math.e**2]
-    ts = [1.0, math.exp(1.1), math.exp(1.9)]
-    fit = fit_power_law(ns, ts)
-    assert fit is not None
-    assert fit.b == pytest.approx(0.95)
-    assert 0.9 < (fit.r2 or 0) < 1.0
-
-
-def test_fit_needs_two_sizes_and_ignores_failures() -> None:
-    assert fit_power_law([1e4, 1e4], [1.0, 2.0]) is None
-    assert fit_power_law([1e4, 1e5], [1.0, 0.0]) is None  # a failed run has no time
-    fit = fit_power_law([1e4, 1e5, 1e6], [1.0, 0.0, 100.0])
-    assert fit is not None
-    assert fit.b == pytest.approx(1.0)
 
 
 def test_scale_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

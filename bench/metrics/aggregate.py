@@ -12,21 +12,32 @@ repeated gives ``std = 0`` and a point interval.
 overlap: a conservative rule (non-overlap of 95% intervals implies a difference at a
 level well below 5%), chosen because it needs nothing but the intervals the report
 already shows.
+
+Two helpers over run records serve both the runner's scaling sweep and the report:
+:func:`match_seconds` (the time a run's matcher took) and :func:`fit_power_law` (the
+cost exponent ``b`` of ``time = a * n^b``); :func:`median_present` is the median over
+repeats that ignores missing values.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from bench.metrics.core import METRICS
 
 __all__ = [
     "DEFAULT_METRICS",
+    "PowerFit",
     "aggregate",
     "compare",
+    "fit_power_law",
+    "match_seconds",
+    "median_present",
     "metric_value",
     "t_quantile",
 ]
@@ -278,3 +289,52 @@ def compare(
             }
         )
     return out
+
+
+def median_present(values: Iterable[float | None]) -> float | None:
+    """Median of the values that are not None; None when there is none."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def match_seconds(record: Mapping[str, Any]) -> float | None:
+    """Seconds of fit + match of a run record; None when the run did not get that far."""
+    timings = record.get("timings") or {}
+    if "match" not in timings:
+        return None
+    return float(timings.get("fit") or 0.0) + float(timings.get("match") or 0.0)
+
+
+@dataclass(frozen=True)
+class PowerFit:
+    """``time = a * n^b`` fitted on log-log; ``r2`` is the fit's R² in log space."""
+
+    a: float
+    b: float
+    r2: float | None
+    points: tuple[tuple[float, float], ...]
+
+    def predict(self, n: float) -> float:
+        """Fitted time at ``n`` records."""
+        return self.a * n**self.b
+
+
+def fit_power_law(ns: Sequence[float], ts: Sequence[float]) -> PowerFit | None:
+    """Least squares of log(t) on log(n). None with fewer than two distinct positive sizes.
+
+    Points with a non-positive size or time are ignored (a failed run has no time).
+    """
+    pts = sorted((n, float(t)) for n, t in zip(ns, ts, strict=True) if n > 0 and t > 0)
+    if len({n for n, _ in pts}) < 2:
+        return None
+    xs = [math.log(n) for n, _ in pts]
+    ys = [math.log(t) for _, t in pts]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    b = sxy / sxx
+    intercept = my - b * mx
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    ss_res = sum((y - (intercept + b * x)) ** 2 for x, y in zip(xs, ys, strict=True))
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else None
+    return PowerFit(a=math.exp(intercept), b=b, r2=r2, points=tuple(pts))

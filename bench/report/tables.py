@@ -1,9 +1,10 @@
 """Tables that explain a suite's errors, built from the evaluation stored in run records.
 
-Each function takes the report's loaded results and the records of one dataset and
+Each function takes the records of one dataset and the report's labelling function and
 returns ``(header, rows)`` for a table, or ``None`` when no run carries the data. The
-report (:mod:`bench.report.build`) decides where they go; everything here is read from the
-records (see :mod:`bench.metrics.evaluate` for the definitions), nothing is recomputed.
+report (:mod:`bench.report.sections`) decides where they go; everything here is read
+from the records (see :mod:`bench.metrics.evaluate` for the definitions), nothing is
+recomputed. Numbers are formatted by :func:`bench.report.format.format_number`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.metrics import aggregate
+from bench.report.format import format_number
 
 __all__ = [
     "anonymous_table",
@@ -23,16 +25,6 @@ __all__ = [
 ]
 
 Table = tuple[tuple[str, ...], list[tuple[str, ...]]]
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
-    return str(value)
 
 
 def _ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,15 +53,15 @@ def stage_table(
         rows.append(
             (
                 name,
-                _num(cand.get("candidate_pairs")),
-                _num(cand.get("pair_completeness")),
-                _num(cand.get("reduction_ratio"), 6),
-                _num(cand.get("threshold")),
-                _num(cand.get("recall_lost_at_candidates")),
-                _num(cand.get("recall_lost_at_threshold")),
-                _num(cand.get("recall_gained_at_clustering")),
-                _num(cand.get("precision_lost_at_clustering")),
-                _num((r.get("person") or {}).get("recall")),
+                format_number(cand.get("candidate_pairs")),
+                format_number(cand.get("pair_completeness")),
+                format_number(cand.get("reduction_ratio"), 6),
+                format_number(cand.get("threshold")),
+                format_number(cand.get("recall_lost_at_candidates")),
+                format_number(cand.get("recall_lost_at_threshold")),
+                format_number(cand.get("recall_gained_at_clustering")),
+                format_number(cand.get("precision_lost_at_clustering")),
+                format_number((r.get("person") or {}).get("recall")),
             )
         )
     if not rows:
@@ -108,8 +100,8 @@ def hazard_table(
     out = []
     for hz in hazards:
         tagged = next(m[hz] for m in per_matcher.values() if hz in m).get("records")
-        cells = [_num((m.get(hz) or {}).get(kind)) for m in per_matcher.values()]
-        out.append((hz, _num(tagged), *cells))
+        cells = [format_number((m.get(hz) or {}).get(kind)) for m in per_matcher.values()]
+        out.append((hz, format_number(tagged), *cells))
     return header, out
 
 
@@ -125,9 +117,9 @@ def business_table(
         rows.append(
             (
                 name,
-                _num(b.get("entity_count_inflation")),
-                _num(b.get("wrong_entity_share")),
-                f"{_num(b.get('top_k_found'))} of {_num(b.get('top_k_effective'))}"
+                format_number(b.get("entity_count_inflation")),
+                format_number(b.get("wrong_entity_share")),
+                f"{format_number(b.get('top_k_found'))} of {format_number(b.get('top_k_effective'))}"
                 if b.get("top_k_effective")
                 else "-",
             )
@@ -154,11 +146,11 @@ def anonymous_table(
         rows.append(
             (
                 name,
-                _num(a.get("mean_f0_5")),
-                _num(a.get("mean_f0_5_linked")),
-                _num(a.get("pair_precision")),
-                _num(a.get("pair_recall")),
-                _num(a.get("pair_f1")),
+                format_number(a.get("mean_f0_5")),
+                format_number(a.get("mean_f0_5_linked")),
+                format_number(a.get("pair_precision")),
+                format_number(a.get("pair_recall")),
+                format_number(a.get("pair_f1")),
             )
         )
     if not rows:
@@ -207,8 +199,19 @@ def variance_table(
             verdict = cmp[0]["verdict"] if cmp else ""
             verdict = {"a>b": f"below {best}", "a<b": f"above {best}"}.get(verdict, verdict)
         interval = (
-            f"[{_num(s['ci_low'])}, {_num(s['ci_high'])}]" if s.get("ci_low") is not None else "-"
+            f"[{format_number(s['ci_low'])}, {format_number(s['ci_high'])}]"
+            if s.get("ci_low") is not None
+            else "-"
         )
-        rows.append((name, str(s["n"]), _num(s["mean"]), _num(s["std"]), interval, verdict))
+        rows.append(
+            (
+                name,
+                str(s["n"]),
+                format_number(s["mean"]),
+                format_number(s["std"]),
+                interval,
+                verdict,
+            )
+        )
     header = ("matcher", "runs", f"mean {metric}", "sd", "95% interval", "vs best")
     return header, rows

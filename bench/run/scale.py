@@ -7,8 +7,8 @@ matcher on every dataset through the ordinary runner (:func:`bench.run.runner.ru
 each run is a separate process with the suite's timeout and memory limit, and its record
 is stored under ``results/<suite_name>/`` like any run), then fits the cost exponent
 ``b`` of ``time = a * n^b`` per matcher by least squares on log(match time) vs
-log(records). Match time is fit + match as the runner times it (loading and evaluation
-excluded).
+log(records) (:func:`bench.metrics.aggregate.fit_power_law`). Match time is fit + match
+as the runner times it (loading and evaluation excluded).
 
 Stored runs are reused, so a sweep interrupted at 10M resumes there; ``force`` redoes
 them.
@@ -20,20 +20,18 @@ import json
 import logging
 import math
 import re
-import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.metrics.aggregate import fit_power_law, match_seconds
 from bench.run.suite import DatasetSpec, MatcherSpec, Suite, parse_bytes
 
 __all__ = [
     "DEFAULT_SIZES",
-    "PowerFit",
     "cmd_scale",
-    "fit_power_law",
     "fit_table",
     "format_count",
     "nearest_size",
@@ -121,48 +119,6 @@ def persons_for(n_records: int, rpp: float) -> int:
     return max(1, round(n_records / rpp))
 
 
-@dataclass(frozen=True)
-class PowerFit:
-    """``time = a * n^b`` fitted on log-log; ``r2`` is the fit's R² in log space."""
-
-    a: float
-    b: float
-    r2: float | None
-    points: tuple[tuple[float, float], ...]
-
-    def predict(self, n: float) -> float:
-        """Fitted time at ``n`` records."""
-        return self.a * n**self.b
-
-
-def fit_power_law(ns: Sequence[float], ts: Sequence[float]) -> PowerFit | None:
-    """Least squares of log(t) on log(n). None with fewer than two distinct positive sizes.
-
-    Points with a non-positive size or time are ignored (a failed run has no time).
-    """
-    pts = sorted((n, float(t)) for n, t in zip(ns, ts, strict=True) if n > 0 and t > 0)
-    if len({n for n, _ in pts}) < 2:
-        return None
-    xs = [math.log(n) for n, _ in pts]
-    ys = [math.log(t) for _, t in pts]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    b = sxy / sxx
-    intercept = my - b * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - (intercept + b * x)) ** 2 for x, y in zip(xs, ys, strict=True))
-    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else None
-    return PowerFit(a=math.exp(intercept), b=b, r2=r2, points=tuple(pts))
-
-
-def _match_seconds(rec: Mapping[str, Any]) -> float | None:
-    t = rec.get("timings") or {}
-    if rec.get("status") != "ok" or "match" not in t:
-        return None
-    return float(t.get("fit") or 0.0) + float(t.get("match") or 0.0)
-
-
 @dataclass
 class _Point:
     requested: int
@@ -229,15 +185,13 @@ def scale(
         ``b_tail`` = the slope between the two largest sizes; absent when fewer than two
         sizes succeeded).
     """
+    from bench.run.registry import load_matcher_class
     from bench.run.runner import run_suite
 
     if not matchers:
         msg = "scale: give at least one matcher"
         raise ValueError(msg)
     counts = parse_sizes(sizes)
-    params = params or {}
-    from bench.run.registry import load_matcher_class
-
     for name in matchers:  # fail on a typo before generating any data
         load_matcher_class(name)
     rpp = records_per_person(recipe, seed=seed)
@@ -255,7 +209,9 @@ def scale(
             )
             for n, persons in plan
         ),
-        matchers=tuple(MatcherSpec(name=m, params=dict(params.get(m, {}))) for m in matchers),
+        matchers=tuple(
+            MatcherSpec(name=m, params=dict((params or {}).get(m, {}))) for m in matchers
+        ),
         seed=seed,
         timeout_s=float(timeout_s),
         memory_limit_bytes=parse_bytes(memory_limit),
@@ -270,14 +226,34 @@ def scale(
         on_done=on_done,
         progress=progress,
     )
-    by_persons = {persons: n for n, persons in plan}
+    datasets, points = _collect_points(records, {persons: n for n, persons in plan})
+    return {
+        "suite": suite_name,
+        "results": str(Path(results_root) / suite_name),
+        "recipe": recipe,
+        "seed": seed,
+        "records_per_person": rpp,
+        "datasets": [datasets[k] for k in sorted(datasets)],
+        "points": {k: [asdict(p) for p in v] for k, v in points.items()},
+        "fits": {name: fit for name, pts in points.items() if (fit := _fit(name, pts))},
+    }
+
+
+def _collect_points(
+    records: Iterable[dict[str, Any]], requested_of: Mapping[int, int]
+) -> tuple[dict[int, dict[str, Any]], dict[str, list[_Point]]]:
+    """The datasets of a sweep (by requested count) and each matcher's point per size.
+
+    ``requested_of`` maps the ``world.persons`` of a planned dataset to the record count
+    it was planned for.
+    """
     points: dict[str, list[_Point]] = defaultdict(list)
     datasets: dict[int, dict[str, Any]] = {}
     for rec in records:
         ds = rec.get("dataset") or {}
         persons = int(((ds.get("recipe") or {}).get("params") or {}).get("world", {})["persons"])
         n_actual = int(ds.get("n_records") or 0)
-        requested = by_persons.get(persons, n_actual)
+        requested = requested_of.get(persons, n_actual)
         datasets[requested] = {
             "requested": requested,
             "persons": persons,
@@ -290,7 +266,7 @@ def scale(
                 requested=requested,
                 persons=persons,
                 n_records=n_actual,
-                seconds=_match_seconds(rec),
+                seconds=match_seconds(rec) if rec.get("status") == "ok" else None,
                 peak_rss_bytes=int(rec.get("peak_rss_bytes") or 0),
                 status=rec.get("status", "?"),
                 error=rec.get("error"),
@@ -300,42 +276,36 @@ def scale(
                 timings={k: round(float(v), 3) for k, v in (rec.get("timings") or {}).items()},
             )
         )
-    fits: dict[str, dict[str, Any]] = {}
-    for name, pts in points.items():
+    for pts in points.values():
         pts.sort(key=lambda p: p.n_records)
-        ok = [p for p in pts if p.seconds]
-        fit = fit_power_law([p.n_records for p in ok], [p.seconds or 0.0 for p in ok])
-        if fit is None:
-            log.warning("scale: %s has fewer than two successful sizes; no fit", name)
-            continue
-        # Fixed costs (process start, Splink's u sampling) flatten the small sizes; the
-        # slope between the two largest sizes is the better guide to what comes next.
-        (n1, t1), (n2, t2) = fit.points[-2], fit.points[-1]
-        b_tail = math.log(t2 / t1) / math.log(n2 / n1) if n2 > n1 else None
-        fits[name] = {
-            "a": fit.a,
-            "b": fit.b,
-            "r2": fit.r2,
-            "b_tail": b_tail,
-            "points": [list(p) for p in fit.points],
-        }
-        log.info(
-            "scale: %s time ~ %.3g * n^%.3f (R2 %s; largest two sizes: b=%s)",
-            name,
-            fit.a,
-            fit.b,
-            fit.r2,
-            b_tail,
-        )
+    return datasets, points
+
+
+def _fit(name: str, points: Sequence[_Point]) -> dict[str, Any] | None:
+    """The power-law fit of one matcher's successful sizes, with the slope of the top two."""
+    ok = [p for p in points if p.seconds]
+    fit = fit_power_law([p.n_records for p in ok], [p.seconds or 0.0 for p in ok])
+    if fit is None:
+        log.warning("scale: %s has fewer than two successful sizes; no fit", name)
+        return None
+    # Fixed costs (process start, Splink's u sampling) flatten the small sizes; the
+    # slope between the two largest sizes is the better guide to what comes next.
+    (n1, t1), (n2, t2) = fit.points[-2], fit.points[-1]
+    b_tail = math.log(t2 / t1) / math.log(n2 / n1) if n2 > n1 else None
+    log.info(
+        "scale: %s time ~ %.3g * n^%.3f (R2 %s; largest two sizes: b=%s)",
+        name,
+        fit.a,
+        fit.b,
+        fit.r2,
+        b_tail,
+    )
     return {
-        "suite": suite_name,
-        "results": str(Path(results_root) / suite_name),
-        "recipe": recipe,
-        "seed": seed,
-        "records_per_person": rpp,
-        "datasets": [datasets[k] for k in sorted(datasets)],
-        "points": {k: [asdict(p) for p in v] for k, v in points.items()},
-        "fits": fits,
+        "a": fit.a,
+        "b": fit.b,
+        "r2": fit.r2,
+        "b_tail": b_tail,
+        "points": [list(p) for p in fit.points],
     }
 
 

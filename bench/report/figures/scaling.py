@@ -1,0 +1,96 @@
+"""Scaling: match time and records/s against records (log-log), with fitted exponents."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from bench.metrics.aggregate import fit_power_law, match_seconds, median_present
+from bench.report.figures.axes import legend, lens_handles, lens_tag, new_figure
+from bench.report.figures.drawing import Drawing, Skip
+from bench.report.records import Results, records_per_s
+from bench.report.style import LENS_STYLES
+from bench.report.sweep import size_series
+
+__all__ = ["fig_scaling"]
+
+TITLE = "Scaling"
+
+#: Runs of each matcher label by dataset size (records).
+BySize = dict[str, dict[int, list[dict[str, Any]]]]
+
+
+def fig_scaling(results: Results) -> Drawing | Skip:
+    """Match time and records/s vs records (log-log) with the fitted exponent per matcher."""
+    scaled = _runs_by_size(results)
+    if not scaled:
+        return Skip(
+            TITLE,
+            "no matcher ran on datasets of two or more sizes",
+            'a scaling suite: one recipe at several sizes (e.g. `size = "tiny"` and '
+            '`size = "small"` in two `[[datasets]]`); then `idbench run SUITE`',
+        )
+    runs = [r for sizes in scaled.values() for rs in sizes.values() for r in rs]
+    lenses = {lab: results.lens(next(iter(sizes.values()))[0]) for lab, sizes in scaled.items()}
+    fig, exps = _draw(results, scaled, lenses)
+    n_max = max(n for sizes in scaled.values() for n in sizes)
+    at_max = [r for r in runs if int(r["dataset"]["n_records"]) == n_max]
+    fastest = max(at_max, key=lambda r: records_per_s(r) or 0.0)
+    steep = max(exps, key=lambda lab: exps[lab])
+    flat = min(exps, key=lambda lab: exps[lab])
+    caption = (
+        f"Match time (left) and throughput (right) of each matcher on datasets of growing "
+        f"size, log-log; b in the legend is the fitted exponent of time ~ records^b "
+        f"(b = 1 is linear, b = 2 quadratic). Steepest: {steep} (b = {exps[steep]:.2f}); "
+        f"flattest: {flat} (b = {exps[flat]:.2f}). At the largest size ({n_max:,} records) "
+        f"the fastest is {results.label(fastest)} at {records_per_s(fastest) or 0:,.0f} records/s."
+    )
+    return Drawing(fig, TITLE, caption, runs, list(exps), {"exponents": exps})
+
+
+def _runs_by_size(results: Results) -> BySize:
+    """Timed runs of the size series, per matcher label and size; labels with 2+ sizes."""
+    by_label: BySize = defaultdict(lambda: defaultdict(list))
+    for r in size_series(results.ok()):
+        n = int((r.get("dataset") or {}).get("n_records") or 0)
+        if n > 0 and (match_seconds(r) or 0) > 0:
+            by_label[results.label(r)][n].append(r)
+    return {lab: sizes for lab, sizes in by_label.items() if len(sizes) >= 2}
+
+
+def _draw(
+    results: Results, scaled: BySize, lenses: dict[str, str]
+) -> tuple[Figure, dict[str, float]]:
+    """Both panels, one line per matcher; returns the figure and each fitted exponent."""
+    fig, (ax_t, ax_r) = new_figure(2, width=11.0, height=5.4)
+    exps: dict[str, float] = {}
+    for lab, sizes in sorted(scaled.items()):
+        ns = sorted(sizes)
+        ts = [median_present([match_seconds(r) for r in sizes[n]]) for n in ns]
+        fit = fit_power_law(ns, ts)
+        if fit is None:
+            continue
+        exps[lab] = fit.b
+        style = {
+            "color": results.colour(lab),
+            "ls": LENS_STYLES[lenses[lab]].line,
+            "marker": LENS_STYLES[lenses[lab]].marker,
+            "lw": 1.6,
+        }
+        ax_t.plot(ns, ts, **style)
+        ax_r.plot(ns, [n / t for n, t in zip(ns, ts, strict=True)], **style)
+    for ax in (ax_t, ax_r):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("dataset size (records, log scale)")
+        ax.grid(True, which="both", alpha=0.25)
+    ax_t.set_ylabel("match time (s, fit + match, log scale)")
+    ax_t.set_title("time: lower is better", fontsize=10)
+    ax_r.set_ylabel("throughput (records/s, log scale)")
+    ax_r.set_title("throughput: higher is better", fontsize=10)
+    fig.suptitle(f"{TITLE}: time grows as records^b (b fitted on log-log)", fontsize=11)
+    suffix = {lab: f"{lens_tag(lab, lenses[lab])}, b={b:.2f}" for lab, b in exps.items()}
+    legend(fig, lens_handles(results, exps, lenses, lines=True, suffix=suffix), below=True)
+    return fig, exps
