@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.cli_console import STATUS_STYLE, console, err
+from bench.cli.console import STATUS_STYLE, console, err
 from bench.metrics.aggregate import match_seconds
 from bench.report.format import format_number
 from bench.report.style import config_label

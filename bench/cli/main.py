@@ -4,7 +4,7 @@
 scale --matchers ... | report [SUITE] | plot FIGURE [SUITE]``
 
 :func:`main` parses and dispatches; the ``run`` command with its live display lives in
-:mod:`bench.cli_run`, the consoles every command writes to in :mod:`bench.cli_console`.
+:mod:`bench.cli.run`, the consoles every command writes to in :mod:`bench.cli.console`.
 Commands import the harness when they run, so ``idbench --help`` stays quick.
 """
 
@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench import __version__
-from bench.cli_console import STATUS_STYLE, console, err
+from bench.cli.console import STATUS_STYLE, console, err
 from bench.report.format import format_number
 
 # --- list / check -----------------------------------------------------------------------
@@ -32,13 +32,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     from bench.run.registry import discover
 
     table = Table(title="Registered matchers (entry-point group idbench.matchers)")
-    for col in ("name", "status", "tags", "distribution", "target / error"):
+    for col in ("name", "status", "lens", "tags", "distribution", "target / error"):
         table.add_column(col)
     for entry in discover().values():
         tags = ", ".join(sorted(getattr(entry.cls, "tags", ()))) if entry.cls else ""
         table.add_row(
             entry.name,
             f"[{STATUS_STYLE[entry.status]}]{entry.status}[/]",
+            getattr(entry.cls, "lens", "") or "unspecified",
             tags,
             f"{entry.distribution} {entry.version}",
             entry.target if entry.error is None else entry.error,
@@ -144,8 +145,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """``idbench run`` (:mod:`bench.cli_run`, imported when used: it loads the harness)."""
-    from bench.cli_run import cmd_run
+    """``idbench run`` (:mod:`bench.cli.run`, imported when used: it loads the harness)."""
+    from bench.cli.run import cmd_run
 
     return cmd_run(args)
 
