@@ -360,7 +360,12 @@ def test_error_wrong_delimiter(tmp_path: Path) -> None:
 
 def test_error_duplicate_ids(tmp_path: Path) -> None:
     dup = CRM + "C2,Bob,Other,1970-01-01,p9\n"
-    fails(project(tmp_path, **{"data/crm.csv": dup}), "data/crm.csv", "'C2' (2 times)", "unique")
+    fails(
+        project(tmp_path, **{"data/crm.csv": dup}),
+        "data/crm.csv",
+        "'C2' (2 times: line 3, line 6)",
+        "unique",
+    )
 
 
 def test_error_empty_ids(tmp_path: Path) -> None:

@@ -198,3 +198,30 @@ def test_bundled_presets_keep_their_folder_names(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8").replace("junk_share = 0.0", "junk_share = 0.2", 1)
     copy.write_text(text, encoding="utf-8")
     assert load_recipe(copy, size="small").folder_name.startswith("cdp-clean-small-r")
+
+
+@pytest.mark.parametrize(
+    "name", ["../../escaped", "{tmp}/escaped", "sub/dir", "..", "a..b", "back\\slash", ".hidden"]
+)
+def test_recipe_name_that_is_a_path_is_refused(tmp_path: Path, name: str) -> None:
+    from bench.data.datagen import ensure_generated
+
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "mine.toml"
+    name = name.format(tmp=tmp_path)  # an absolute path, inside the test's own folder
+    path.write_text(SHOP.format(persons=40).replace('"shop"', repr(name)), encoding="utf-8")
+    root = tmp_path / "in" / "generated"
+    with pytest.raises(RecipeError) as info:
+        ensure_generated(path, "tiny", 1, root)
+    msg = str(info.value)
+    assert str(path) in msg and "'recipe.name'" in msg and "letters, digits" in msg
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["in", "mine.toml"]
+
+
+def test_folder_names_stay_inside_their_root() -> None:
+    from bench.data.dataset import DatasetError
+    from bench.data.recipes import Recipe
+
+    # belt and braces: a Recipe made without load_recipe cannot name a folder elsewhere
+    with pytest.raises(DatasetError, match="not a plain folder name"):
+        _ = Recipe(name="../../x", size="tiny", params={}).folder_name

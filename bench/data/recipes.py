@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.knobs import KNOBS, SIZES, Knob
-from bench.data.paths import bundled_dir
+from bench.data.paths import bundled_dir, name_problem, plain_folder
 
 __all__ = [
     "KNOBS",
@@ -138,10 +138,16 @@ class Recipe:
         reuse one, and an edited recipe gets a new directory while the runs stored
         against the old data can still be recomputed. Bundled presets keep their plain
         names, which stored reference results refer to.
+
+        Raises
+        ------
+        DatasetError
+            When the name would make the folder lie outside its root (``load_recipe``
+            refuses such names already; this guards recipes built by hand).
         """
         if self.bundled or self.overrides:
-            return self.dataset_name
-        return f"{self.dataset_name}-r{self._digest()}"
+            return plain_folder(self.dataset_name)
+        return plain_folder(f"{self.dataset_name}-r{self._digest()}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form stored in the dataset manifest."""
@@ -418,6 +424,10 @@ def load_recipe(
     unknown_meta = sorted(set(meta) - {"name", "description"})
     if unknown_meta:
         raise _fail(where, f"recipe.{unknown_meta[0]}", "unknown key (known: name, description)")
+    name = str(meta.get("name", path.stem))
+    problem = name_problem(name) if "name" in meta else None
+    if problem:
+        raise _fail(where, "recipe.name", problem)
     params = {
         s: {k: copy.deepcopy(kn.default) for k, kn in body.items()} for s, body in KNOBS.items()
     }
@@ -447,7 +457,7 @@ def load_recipe(
             given.append(f"{key}={json.dumps(value)}")
     _check_consistency(where, params)
     return Recipe(
-        name=str(meta.get("name", path.stem)),
+        name=name,
         size=size,
         params=params,
         source=where,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.sources.spec import FileDataError, FileRecipe, FileSpec
-from bench.data.sources.validate import check_keys, get_str, recipe_at
+from bench.data.sources.validate import check_keys, get_name, get_str, recipe_at
 
 _FEBRL_KEYS = ("kind", "name", "description", "set")
 
@@ -39,6 +39,7 @@ FEBRL_FILES = {
 
 def febrl_recipe(data: dict[str, Any], path: Path) -> FileRecipe:
     check_keys(data, _FEBRL_KEYS, path, "a febrl recipe")
+    name = get_name(data, path)
     number = data.get("set")
     if number not in FEBRL_FILES:
         msg = (
@@ -63,7 +64,7 @@ def febrl_recipe(data: dict[str, Any], path: Path) -> FileRecipe:
         for fname, source in FEBRL_FILES[number]
     )
     return FileRecipe(
-        name=get_str(data, "name", path, default=path.stem) or path.stem,
+        name=name,
         kind="febrl",
         recipe_path=path,
         description=get_str(data, "description", path) or "",

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from bench.data.dataset import Dataset, DatasetError, fingerprint, write_manifest
-from bench.data.paths import bundled_dir
+from bench.data.paths import bundled_dir, plain_folder
 from bench.data.sources.description import describe
 from bench.data.sources.recipe import load_recipe
 from bench.data.sources.spec import CANONICAL_COLUMNS, FileDataError, FileRecipe
@@ -43,8 +43,14 @@ GENERATOR = {"name": "idbench.sources", "version": "1"}
 
 
 def default_out(name: str) -> Path:
-    """Where :func:`prepare` writes a dataset by default: ``datasets/generated/<name>``."""
-    return Path("datasets") / "generated" / name
+    """Where :func:`prepare` writes a dataset by default: ``datasets/generated/<name>``.
+
+    Raises
+    ------
+    DatasetError
+        When ``name`` is not one plain folder name (it would lie outside the folder).
+    """
+    return Path("datasets") / "generated" / plain_folder(name)
 
 
 def folder_name(spec: FileRecipe, desc: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ from bench.data.sources.validate import (
     did_you_mean,
     file_format,
     get_mapping,
+    get_name,
     get_str,
     recipe_at,
     resolve_path,
@@ -170,6 +171,7 @@ class _Defaults:
 def _file(data: dict[str, Any], path: Path) -> FileRecipe:
     """Validate a ``kind = "file"`` recipe: top-level defaults, files, links, truth."""
     check_keys(data, tuple(_TOP_KEYS), path, "the recipe")
+    name = get_name(data, path)
     raw_files = data.get("files")
     if (
         not isinstance(raw_files, list)
@@ -200,7 +202,7 @@ def _file(data: dict[str, Any], path: Path) -> FileRecipe:
     links = _links(data.get("links"), path, encoding, delimiter)
     _check_truth(path, files, truth_pattern, links)
     return FileRecipe(
-        name=get_str(data, "name", path, path.stem) or path.stem,
+        name=name,
         kind="file",
         recipe_path=path,
         description=get_str(data, "description", path) or "",

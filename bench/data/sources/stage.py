@@ -2,7 +2,8 @@
 
 Each file is read with an explicit dialect into its own table; the mapped columns are
 trimmed (empty strings become NULL), typed and combined into one ``stage`` table. Errors
-name the file, the line and what to change in the recipe.
+name the file, the position in it (:func:`position`: the line of a CSV file, the row of
+a Parquet file) and what to change in the recipe.
 """
 
 from __future__ import annotations
@@ -23,20 +24,45 @@ log = logging.getLogger(__name__)
 
 #: idbench columns with a type other than VARCHAR.
 TYPES = {"dob": "DATE", "ts": "TIMESTAMP", "amount": "DOUBLE"}
-#: Row number of each input row, kept for the line numbers quoted in error messages.
+#: Row number of each input row (1-based), kept for the positions quoted in error messages.
 ROW = "__idbench_row"
 SHOW = 5  # how many offending ids an error message names
+#: Column types whose values may be NaN or infinite.
+_FLOATS = {"FLOAT", "DOUBLE", "REAL"}
+#: Where a diagnostic re-read of a malformed CSV file stores the rows it could not read.
+_REJECTS = "__idbench_rejects"
 
 
-def _reader(path: Path, fmt: str, encoding: str, delimiter: str) -> str:
+def position(fmt: str, row: int) -> str:
+    """Where data row ``row`` (1-based, as in :data:`ROW`) of an input file is.
+
+    ``line <row + 1>`` in a CSV file, whose header is line 1 (a quoted value spanning
+    lines counts as one); ``row <row>`` in a Parquet file, which has no lines.
+    """
+    return f"line {row + 1}" if fmt == "csv" else f"row {row}"
+
+
+def _reader(path: Path, fmt: str, encoding: str, delimiter: str, rejects: bool = False) -> str:
+    """The table function reading an input file; ``rejects`` keeps the rows it cannot read.
+
+    With ``rejects``, the rows it cannot read (e.g. with the wrong number of fields) go
+    to the table :data:`_REJECTS` (line, error type, the row as written) instead of
+    failing the read.
+    """
     if fmt == "parquet":
         return f"read_parquet({literal(path)})"
     # Explicit dialect: the sniffer silently reads a ragged or ';'-separated file as one
     # column, which would surface later as a confusing "missing column" error.
+    keep = (
+        f", store_rejects = true, rejects_table = {literal(_REJECTS)}, "
+        f"rejects_scan = {literal(_REJECTS + '_scans')}"
+        if rejects
+        else ""
+    )
     return (
         f"read_csv({literal(path)}, header = true, all_varchar = true, "
         f"delim = {literal(delimiter)}, quote = '\"', escape = '\"', "
-        f"encoding = {literal(encoding)}, strict_mode = true)"
+        f"encoding = {literal(encoding)}, strict_mode = true{keep})"
     )
 
 
@@ -57,7 +83,8 @@ def load_table(
     try:
         engine.execute(con, sql, step=f"read {display}")
     except engine.SQLError as exc:
-        raise _read_error(exc, display, fmt, encoding) from exc
+        ragged = _ragged_row(con, path, encoding, delimiter) if fmt == "csv" else None
+        raise _read_error(exc, display, fmt, encoding, ragged) from exc
     n = engine.query_one(con, f"SELECT count(*) AS n FROM {quote_ident(table)}")["n"]
     if n == 0:
         msg = f"file {display}: no data rows (a header line, then one line per record)"
@@ -67,7 +94,49 @@ def load_table(
     return cols
 
 
-def _read_error(exc: engine.SQLError, display: str, fmt: str, encoding: str) -> FileDataError:
+def _ragged_row(
+    con: duckdb.DuckDBPyConnection, path: Path, encoding: str, delimiter: str
+) -> dict[str, Any] | None:
+    """The first row of a CSV file with more or fewer fields than its header, if any.
+
+    Keys ``line``, ``expected``, ``found``, ``text`` (the row as written) and ``n`` (how
+    many rows are ragged). ``None`` when every row has the header's number of fields, or
+    when the file cannot be read even leaving such rows out (then the read's own error
+    is the better message).
+    """
+    try:
+        engine.query(
+            con,
+            f"SELECT count(*) FROM {_reader(path, 'csv', encoding, delimiter, rejects=True)}",
+            step="find the malformed row",
+        )
+        rows = engine.query(
+            con,
+            "SELECT line, error_message, csv_line AS text, count(*) OVER () AS n "
+            f"FROM {_REJECTS} WHERE error_type IN ('TOO MANY COLUMNS', 'MISSING COLUMNS') "
+            "ORDER BY line LIMIT 1",
+            step="find the malformed row",
+        ).to_pylist()
+    except engine.SQLError:
+        return None
+    counts = (
+        re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", rows[0]["error_message"])
+        if rows
+        else None
+    )
+    if counts is None:
+        return None
+    return {**rows[0], "expected": int(counts.group(1)), "found": int(counts.group(2))}
+
+
+def _read_error(
+    exc: engine.SQLError,
+    display: str,
+    fmt: str,
+    encoding: str,
+    ragged: dict[str, Any] | None,
+) -> FileDataError:
+    """The error for an input file that cannot be read; ``ragged``: from :func:`_ragged_row`."""
     text = str(exc.__cause__ or exc)
     line = re.search(r"Line: (\d+)", text)
     at = f" (line {line.group(1)})" if line else ""
@@ -82,6 +151,17 @@ def _read_error(exc: engine.SQLError, display: str, fmt: str, encoding: str) -> 
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     if fmt == "parquet":
         msg = f"file {display}: cannot be read as Parquet ({first}); is it really a Parquet file?"
+        return FileDataError(msg)
+    if ragged is not None:
+        shown = ragged["text"] if len(ragged["text"]) <= 80 else ragged["text"][:77] + "..."
+        more = f" ({ragged['n']} such rows in all)" if ragged["n"] > 1 else ""
+        msg = (
+            f"file {display} (line {ragged['line']}): expected {ragged['expected']} fields "
+            f"(as many as the header has), found {ragged['found']}{more}: {shown!r}. Give "
+            "every row the header's fields: quote values that contain the delimiter, close "
+            'quotes, and check the delimiter (e.g. delimiter = ";" for a semicolon-separated '
+            "file)"
+        )
         return FileDataError(msg)
     msg = (
         f"file {display}{at}: cannot be parsed as CSV ({first}). Check that every row has "
@@ -145,6 +225,8 @@ def stage_files(con: duckdb.DuckDBPyConnection, spec: FileRecipe, targets: list[
             need[f.truth_column] = "truth_column"
         need |= {user: f"mapped to {target}" for user, target in f.columns.items()}
         missing_columns(f.display, have, need)
+        if f.truth_column and have[f.truth_column] in _FLOATS:
+            _check_finite_truth(con, table, f)
         selects.append(
             f"SELECT {', '.join(_stage_columns(i, f, have, spec, targets))} FROM {table}"
         )
@@ -187,10 +269,47 @@ def examples(rows: list[dict[str, Any]], fmt: str) -> str:
     return "; ".join(fmt.format(**r) for r in rows[:SHOW])
 
 
+def _check_finite_truth(con: duckdb.DuckDBPyConnection, table: str, f: FileSpec) -> None:
+    """Refuse NaN and infinite values of a floating-point truth column, like empty ones.
+
+    Read as text, every NaN would be the one entity ``'nan'``, joining strangers.
+    """
+    truth = quote_ident(f.truth_column or "")
+    bad = engine.query(
+        con,
+        f"SELECT {ROW} AS row, {text(f.id_column)} AS orig_id, count(*) OVER () AS n "
+        f"FROM {quote_ident(table)} WHERE NOT isfinite({truth}) ORDER BY {ROW} LIMIT {SHOW}",
+        step=f"check truth values of {f.display}",
+    ).to_pylist()
+    if bad:
+        msg = (
+            f"file {f.display}: {bad[0]['n']} record(s) have a NaN or infinite value in column "
+            f"{f.truth_column!r} (truth_column; give singletons their own entity), e.g. "
+            + examples(at_positions(bad, f.format), "{orig_id!r} ({at})")
+        )
+        raise FileDataError(msg)
+
+
+def at_positions(rows: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
+    """``rows`` with ``at``: the :func:`position` of their ``row`` in a ``fmt`` file."""
+    return [{**r, "at": position(fmt, r["row"])} for r in rows]
+
+
+def _places(spec: FileRecipe, files: list[int], rows: list[int]) -> str:
+    """Where the occurrences (file number, row) of one id are, the files named if several."""
+    named = len(set(files)) > 1
+    shown = [
+        (f"{spec.files[i].display} " if named else "") + position(spec.files[i].format, row)
+        for i, row in zip(files[:3], rows[:3], strict=True)
+    ]
+    return ", ".join(shown) + (", ..." if len(files) > 3 else "")
+
+
 def check_ids(con: duckdb.DuckDBPyConnection, spec: FileRecipe) -> None:
+    """Refuse records without an id, and ids that occur more than once in a source."""
     nulls = engine.query(
         con,
-        "SELECT __file, count(*) AS n, min(__row) + 1 AS line FROM stage "
+        "SELECT __file, count(*) AS n, min(__row) AS row FROM stage "
         "WHERE orig_id IS NULL GROUP BY __file ORDER BY __file LIMIT 1",
         step="check for empty ids",
     ).to_pylist()
@@ -199,26 +318,44 @@ def check_ids(con: duckdb.DuckDBPyConnection, spec: FileRecipe) -> None:
         f = spec.files[r["__file"]]
         msg = (
             f"file {f.display}: {r['n']} row(s) have an empty id in column {f.id_column!r} "
-            f"(first at line {r['line']}); every record needs a unique id"
+            f"(first at {position(f.format, r['row'])}); every record needs a unique id"
         )
         raise FileDataError(msg)
+    # The examples come from one source, the first with a duplicate, which the message names.
     dups = engine.query(
         con,
-        "SELECT source, orig_id, count(*) AS n, list(DISTINCT __file) AS files, "
-        "count(*) OVER () AS total FROM stage GROUP BY source, orig_id HAVING count(*) > 1 "
-        f"ORDER BY source, orig_id LIMIT {SHOW}",
+        "WITH d AS (SELECT source, orig_id, count(*) AS n, "
+        "list(__file ORDER BY __file, __row) AS files, list(__row ORDER BY __file, __row) AS rows "
+        "FROM stage GROUP BY source, orig_id HAVING count(*) > 1) "
+        "SELECT *, count(*) OVER () AS total FROM d WHERE source = (SELECT min(source) FROM d) "
+        f"ORDER BY orig_id LIMIT {SHOW}",
         step="check for duplicate ids",
     ).to_pylist()
     if dups:
         files = [spec.files[i].display for i in sorted({i for r in dups for i in r["files"]})]
+        for r in dups:
+            r["places"] = _places(spec, r["files"], r["rows"])
         msg = (
             f"file {', '.join(files)}: {dups[0]['total']} id(s) occur more than once in "
             f"source {dups[0]['source']!r}, e.g. "
-            + examples(dups, "{orig_id!r} ({n} times)")
+            + examples(dups, "{orig_id!r} ({n} times: {places})")
             + "; ids must be unique within a source (give the files different sources if "
             "they are different systems)"
         )
         raise FileDataError(msg)
+
+
+def _first_invalid(con: duckdb.DuckDBPyConnection, spec: FileRecipe, target: str) -> str:
+    """The first value mapped to ``target`` that did not parse, and where it is."""
+    raw = quote_ident(f"__raw_{target}")
+    r = engine.query_one(
+        con,
+        f"SELECT __file, __row AS row, {raw} AS value FROM stage "
+        f"WHERE {raw} IS NOT NULL AND {quote_ident(target)} IS NULL ORDER BY __file, __row LIMIT 1",
+        step=f"find an invalid {target} value",
+    )
+    f = spec.files[r["__file"]]
+    return f"{r['value']!r} ({f.display} {position(f.format, r['row'])})"
 
 
 def check_typed(con: duckdb.DuckDBPyConnection, spec: FileRecipe, targets: list[str]) -> None:
@@ -235,8 +372,7 @@ def check_typed(con: duckdb.DuckDBPyConnection, spec: FileRecipe, targets: list[
             con,
             f"SELECT count({quote_ident(raw)}) AS given, "
             f"count(*) FILTER ({quote_ident(raw)} IS NOT NULL AND {quote_ident(t)} IS NULL) "
-            f"AS bad, any_value({quote_ident(raw)}) FILTER ({quote_ident(t)} IS NULL) AS example "
-            "FROM stage",
+            "AS bad FROM stage",
             step=f"check {t} values",
         )
         if r["given"] and r["bad"] == r["given"]:
@@ -247,15 +383,15 @@ def check_typed(con: duckdb.DuckDBPyConnection, spec: FileRecipe, targets: list[
             }[t]
             msg = (
                 f"recipe {spec.recipe_path}: none of the {r['given']} values mapped to {t!r} "
-                f"could be read (e.g. {r['example']!r}); check {hint}"
+                f"could be read, e.g. {_first_invalid(con, spec, t)}; check {hint}"
             )
             raise FileDataError(msg)
         if r["bad"]:
             log.warning(
-                "dataset %s: %d of %d %s values are invalid and set to NULL (e.g. %r)",
+                "dataset %s: %d of %d %s values are invalid and set to NULL, e.g. %s",
                 spec.name,
                 r["bad"],
                 r["given"],
                 t,
-                r["example"],
+                _first_invalid(con, spec, t),
             )

@@ -10,7 +10,16 @@ from __future__ import annotations
 import duckdb
 
 from bench.data.sources.spec import FileDataError, FileRecipe, LinksSpec
-from bench.data.sources.stage import ROW, SHOW, examples, load_table, missing_columns, text
+from bench.data.sources.stage import (
+    ROW,
+    SHOW,
+    at_positions,
+    examples,
+    load_table,
+    missing_columns,
+    position,
+    text,
+)
 from bench.sql import engine
 from bench.sql.engine import literal, quote_ident
 from bench.sql.graph import connected_components
@@ -52,16 +61,18 @@ def truth_from_values(con: duckdb.DuckDBPyConnection, spec: FileRecipe) -> None:
             step="read truth column",
         )
         what = "have an empty truth_column value (give singletons their own entity)"
+    # Count and show the records of the first file with any, the file the message names.
     bad = engine.query(
         con,
-        "SELECT __file, orig_id, __row + 1 AS line, count(*) OVER () AS n "
-        f"FROM ent WHERE entity IS NULL ORDER BY __file, __row LIMIT {SHOW}",
+        "SELECT __file, orig_id, __row AS row, count(*) OVER () AS n FROM ent "
+        "WHERE entity IS NULL AND __file = (SELECT min(__file) FROM ent WHERE entity IS NULL) "
+        f"ORDER BY __row LIMIT {SHOW}",
         step="check truth",
     ).to_pylist()
     if bad:
-        msg = (
-            f"file {spec.files[bad[0]['__file']].display}: {bad[0]['n']} record(s) {what}, e.g. "
-            + examples(bad, "{orig_id!r} (line {line})")
+        f = spec.files[bad[0]["__file"]]
+        msg = f"file {f.display}: {bad[0]['n']} record(s) {what}, e.g. " + examples(
+            at_positions(bad, f.format), "{orig_id!r} ({at})"
         )
         raise FileDataError(msg)
     _entity_to_person(con, "truth to person ids")
@@ -114,14 +125,15 @@ def _check_link_side(
     """Every id in one column of the links file names exactly one record."""
     empty = engine.query(
         con,
-        f"SELECT row + 1 AS line FROM link_{side} WHERE id IS NULL ORDER BY row LIMIT 1",
+        f"SELECT row FROM link_{side} WHERE id IS NULL ORDER BY row LIMIT 1",
     ).to_pylist()
     if empty:
-        msg = f"links file {lk.display} (line {empty[0]['line']}): column {col!r} is empty"
+        at = position(lk.format, empty[0]["row"])
+        msg = f"links file {lk.display} ({at}): column {col!r} is empty"
         raise FileDataError(msg)
     unknown = engine.query(
         con,
-        f"SELECT id, row + 1 AS line, count(*) OVER () AS n FROM link_{side} "
+        f"SELECT id, row, count(*) OVER () AS n FROM link_{side} "
         f"WHERE hits = 0 ORDER BY row LIMIT {SHOW}",
     ).to_pylist()
     if unknown:
@@ -129,7 +141,7 @@ def _check_link_side(
         msg = (
             f"links file {lk.display}: {unknown[0]['n']} id(s) in column {col!r} are not "
             f"ids of records in {scope}, e.g. "
-            + examples(unknown, "{id!r} (line {line})")
+            + examples(at_positions(unknown, lk.format), "{id!r} ({at})")
             + "; check the links match id_column"
             + ("" if src else " (or set links.left_source / links.right_source)")
         )

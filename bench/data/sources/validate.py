@@ -10,6 +10,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from bench.data.paths import name_problem
 from bench.data.sources.spec import CANONICAL_COLUMNS, RESERVED_COLUMNS, FileDataError
 
 #: Input file formats, and the format each file extension implies.
@@ -56,6 +57,16 @@ def get_str(table: dict[str, Any], key: str, path: Path, default: str | None = N
         msg = f"{recipe_at(path, key)}: expected a non-empty string, got {value!r}"
         raise FileDataError(msg)
     return value
+
+
+def get_name(table: dict[str, Any], path: Path) -> str:
+    """The recipe's ``name`` (default: the file's stem), refused when it is not a plain name."""
+    name = get_str(table, "name", path) or path.stem
+    problem = name_problem(name) if "name" in table else None
+    if problem:
+        msg = f"{recipe_at(path, 'name')}: {problem}"
+        raise FileDataError(msg)
+    return name
 
 
 def get_mapping(table: dict[str, Any], path: Path, where: str) -> dict[str, str]:
