@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.api import (
     BaseMatcher,
@@ -45,6 +45,10 @@ from bench.api import (
 )
 from matchers.anonymous import Anonymous
 from matchers.cascade import CascadeGuarded
+from matchers.sql_steps import drop_tables
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["Hybrid"]
 
@@ -116,17 +120,30 @@ class Hybrid(BaseMatcher):
     def match(self, ctx: MatchContext) -> MatchResult:
         """Deterministic clusters, then probabilistic links among unresolved identifiers."""
         t0 = time.perf_counter()
-        con = ctx.con
-        recs = q(ctx.records)
         diag: dict[str, Any] = {}
         anon = self._anonymous()
-        sources = ", ".join(literal(s) for s in anon._sources())
         if "source" not in set(ctx.columns()):
             msg = f"{self.name}: records lack column source"
             raise UnsupportedInput(msg)
+        det = self._deterministic_clusters(ctx, diag)
+        nodes = self._cluster_nodes(ctx, det, anon._sources())
+        if all(t in ctx.tables for t in ("identifier_ip", "ip_stats")):
+            labels, pairs_rel = self._probabilistic_labels(ctx, anon, det, nodes, diag)
+        else:
+            diag["probabilistic"] = {"skipped": "no identifier_ip/ip_stats tables"}
+            labels, pairs_rel = None, None
+        clusters = self._final_clusters(ctx, det, labels)
+        drop_tables(ctx.con, det, nodes, labels)
+        diag["seconds"] = round(time.perf_counter() - t0, 3)
+        return MatchResult(clusters=clusters, pairs=pairs_rel, diagnostics=diag)
 
-        # 1. Deterministic clusters (materialised now: the cascade's relation is lazy and
-        #    reads temp tables that the clustering below would overwrite).
+    def _deterministic_clusters(self, ctx: MatchContext, diag: dict[str, Any]) -> str:
+        """Stage 1: ``(record_id, label)`` of the guarded cascade (singletons without one).
+
+        Materialised now: the cascade's relation is lazy and reads temp tables that the
+        clustering of stage 3 would overwrite.
+        """
+        con = ctx.con
         det = ctx.temp_name("hy_det")
         try:
             res = CascadeGuarded(max_cluster_size=self.deterministic_max_cluster_size).match(ctx)
@@ -149,68 +166,76 @@ class Hybrid(BaseMatcher):
             execute(
                 con,
                 f"CREATE OR REPLACE TEMP TABLE {q(det)} AS "
-                f"SELECT record_id, record_id AS label FROM {recs}",
+                f"SELECT record_id, record_id AS label FROM {q(ctx.records)}",
             )
+        return det
+
+    def _cluster_nodes(self, ctx: MatchContext, det: str, sources: Sequence[str]) -> str:
+        """Deterministic clusters as graph nodes: size, and whether they are resolved."""
         nodes = ctx.temp_name("hy_nodes")
+        anonymous = ", ".join(literal(s) for s in sources)
         execute(
-            con,
+            ctx.con,
             f"""CREATE OR REPLACE TEMP TABLE {q(nodes)} AS
                 SELECT d.label AS node, count(*) AS weight,
-                       max(CASE WHEN r.source IN ({sources}) THEN 0 ELSE 1 END) AS anchor
-                FROM {q(det)} d JOIN {recs} r USING (record_id) GROUP BY d.label""",
+                       max(CASE WHEN r.source IN ({anonymous}) THEN 0 ELSE 1 END) AS anchor
+                FROM {q(det)} d JOIN {q(ctx.records)} r USING (record_id) GROUP BY d.label""",
             step=f"{self.name}: deterministic clusters",
         )
+        return nodes
 
-        # 2. Probabilistic pairs, lifted to deterministic clusters.
-        have_evidence = all(t in ctx.tables for t in ("identifier_ip", "ip_stats"))
-        pairs_rel = None
-        labels = None
-        if have_evidence:
-            pairs, adiag = anon.score_pairs(ctx)
-            diag["probabilistic"] = adiag
-            edges = ctx.temp_name("hy_edges")
-            execute(
-                con,
-                f"""CREATE OR REPLACE TEMP TABLE {q(edges)} AS
-                    SELECT least(dl.label, dr.label) AS a, greatest(dl.label, dr.label) AS b,
-                           max(p.score) AS score
-                    FROM {q(pairs)} p
-                    JOIN {q(det)} dl ON dl.record_id = p.record_id_l
-                    JOIN {q(det)} dr ON dr.record_id = p.record_id_r
-                    JOIN {q(nodes)} nl ON nl.node = dl.label
-                    JOIN {q(nodes)} nr ON nr.node = dr.label
-                    WHERE dl.label <> dr.label AND (nl.anchor = 0 OR nr.anchor = 0)
-                    GROUP BY ALL""",
-                step=f"{self.name}: lifted edges",
-            )
-            cc = capped_components(
-                con,
-                edges,
-                ctx.temp_name,
-                threshold=float(self.threshold),
-                max_size=self.max_cluster_size,
-                nodes=nodes,
-                max_anchors=self.max_anchors,
-            )
-            diag["clustering"] = cc.diagnostics()
-            labels = cc.table
-            execute(con, f"DROP TABLE IF EXISTS {q(edges)}")
-            pairs_rel = con.sql(f"SELECT record_id_l, record_id_r, score FROM {q(pairs)}")
-        else:
-            diag["probabilistic"] = {"skipped": "no identifier_ip/ip_stats tables"}
+    def _probabilistic_labels(
+        self,
+        ctx: MatchContext,
+        anon: Anonymous,
+        det: str,
+        nodes: str,
+        diag: dict[str, Any],
+    ) -> tuple[str, duckdb.DuckDBPyRelation]:
+        """Stages 2 and 3: scored pairs lifted to the clusters, one guarded clustering.
 
-        # 3. Final labels: the capped component of the record's deterministic cluster.
+        Returns the ``(node, label)`` table of the capped components and the relation of
+        the scored record pairs.
+        """
+        con = ctx.con
+        pairs, diag["probabilistic"] = anon.score_pairs(ctx)
+        edges = ctx.temp_name("hy_edges")
+        execute(
+            con,
+            f"""CREATE OR REPLACE TEMP TABLE {q(edges)} AS
+                SELECT least(dl.label, dr.label) AS a, greatest(dl.label, dr.label) AS b,
+                       max(p.score) AS score
+                FROM {q(pairs)} p
+                JOIN {q(det)} dl ON dl.record_id = p.record_id_l
+                JOIN {q(det)} dr ON dr.record_id = p.record_id_r
+                JOIN {q(nodes)} nl ON nl.node = dl.label
+                JOIN {q(nodes)} nr ON nr.node = dr.label
+                WHERE dl.label <> dr.label AND (nl.anchor = 0 OR nr.anchor = 0)
+                GROUP BY ALL""",
+            step=f"{self.name}: lifted edges",
+        )
+        cc = capped_components(
+            con,
+            edges,
+            ctx.temp_name,
+            threshold=float(self.threshold),
+            max_size=self.max_cluster_size,
+            nodes=nodes,
+            max_anchors=self.max_anchors,
+        )
+        diag["clustering"] = cc.diagnostics()
+        drop_tables(con, edges)
+        return cc.table, con.sql(f"SELECT record_id_l, record_id_r, score FROM {q(pairs)}")
+
+    def _final_clusters(self, ctx: MatchContext, det: str, labels: str | None) -> str:
+        """Each record's label: the capped component of its deterministic cluster."""
         clusters = ctx.temp_name("hy_clusters")
         join = "" if labels is None else f"LEFT JOIN {q(labels)} l ON l.node = d.label"
         label = "d.label" if labels is None else "coalesce(l.label, d.label)"
         execute(
-            con,
+            ctx.con,
             f"""CREATE OR REPLACE TEMP TABLE {q(clusters)} AS
                 SELECT d.record_id, {label} AS cluster_id FROM {q(det)} d {join}""",
             step=f"{self.name}: clusters",
         )
-        for t in (det, nodes, labels):
-            if t is not None:
-                execute(con, f"DROP TABLE IF EXISTS {q(t)}")
-        diag["seconds"] = round(time.perf_counter() - t0, 3)
-        return MatchResult(clusters=clusters, pairs=pairs_rel, diagnostics=diag)
+        return clusters

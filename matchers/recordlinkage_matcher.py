@@ -203,27 +203,11 @@ class RecordLinkageMatcher(BaseMatcher):
         phases["count"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        wanted = ["record_id", *dict.fromkeys([*strings, *exact, *(c for b in blocks for c in b)])]
-        if self.sorted_neighbourhood and self.sorted_neighbourhood not in wanted:
-            wanted.append(self.sorted_neighbourhood)
-        frame = query(
-            ctx.con,
-            f"SELECT {', '.join(quote_ident(c) for c in wanted)} FROM {quote_ident(ctx.records)}"
-            " ORDER BY record_id",
-            step="load records",
-        ).to_pandas()
-        frame = frame.set_index("record_id")
+        frame = self._load(ctx, blocks, [*strings, *exact])
         phases["load"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        indexer = recordlinkage.Index()
-        for cols in blocks:
-            indexer.block(cols)
-        if self.sorted_neighbourhood is not None:
-            indexer.sortedneighbourhood(self.sorted_neighbourhood, window=self.window)
-        if not blocks and self.sorted_neighbourhood is None:
-            indexer.full()
-        candidates = indexer.index(frame) if len(frame) > 1 else None
+        candidates = self._index(frame, blocks)
         n_candidates = 0 if candidates is None else len(candidates)
         if n_candidates > self.max_pairs:  # the union of passes (upper bound was {upper})
             raise _budget_error(n_candidates, self.max_pairs, "indexing yields")
@@ -236,16 +220,7 @@ class RecordLinkageMatcher(BaseMatcher):
             "compared": {"jarowinkler": strings, "exact": exact},
         }
         if not n_candidates:
-            ids = frame.index.to_numpy(dtype=np.int64)
-            clusters = pa.table({"record_id": ids, "cluster_id": ids})
-            empty = pa.table(
-                {
-                    "record_id_l": pa.array([], pa.int64()),
-                    "record_id_r": pa.array([], pa.int64()),
-                    "score": pa.array([], pa.float64()),
-                }
-            )
-            return MatchResult(clusters, empty, {**diagnostics, "phases": phases})
+            return _singletons(frame, {**diagnostics, "phases": phases})
 
         t0 = time.perf_counter()
         compare = recordlinkage.Compare()
@@ -257,28 +232,7 @@ class RecordLinkageMatcher(BaseMatcher):
         phases["compare"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        binary = (features.fillna(0) >= 0.5).astype(np.int8)
-        kept, screened = _screen_features(binary, frame, self.min_coverage)
-        diagnostics["features_dropped"] = screened
-        ecm_diag: dict[str, Any] | None = None
-        if kept.shape[1]:
-            ecm = recordlinkage.ECMClassifier(binarize=None)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ecm.fit(kept)
-            m, u, p_match, swapped = _ecm_parameters(ecm, list(kept.columns))
-            prob = _posterior(kept.to_numpy(dtype=np.int8), m, u, p_match)
-            ecm_diag = {
-                "p_match": p_match,
-                "classes_swapped": swapped,
-                "m": {k: float(v) for k, v in zip(kept.columns, m, strict=True)},
-                "u": {k: float(v) for k, v in zip(kept.columns, u, strict=True)},
-            }
-        else:
-            # No column varies among the candidates (e.g. a handful of records that agree
-            # on everything): nothing for the ECM to learn; score by the share of
-            # compared columns that agree.
-            log.info("recordlinkage: no informative column for the ECM; scoring by agreement")
-            prob = binary.to_numpy(dtype=np.float64).mean(axis=1)
+        prob, ecm_diag = self._classify(features, frame, diagnostics)
         n_linked = int((prob >= self.threshold).sum())
         if not n_linked:
             log.warning(
@@ -289,14 +243,7 @@ class RecordLinkageMatcher(BaseMatcher):
         phases["classify"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        # For a dedupe index recordlinkage returns the larger id first: normalise.
-        first = features.index.get_level_values(0).to_numpy(dtype=np.int64)
-        second = features.index.get_level_values(1).to_numpy(dtype=np.int64)
-        left, right = np.minimum(first, second), np.maximum(first, second)
-        pairs = pa.table({"record_id_l": left, "record_id_r": right, "score": prob})
-        clusters = _components(
-            frame.index.to_numpy(dtype=np.int64), left, right, prob >= self.threshold
-        )
+        pairs, clusters = _pairs_and_clusters(features, frame, prob, prob >= self.threshold)
         phases["cluster"] = time.perf_counter() - t0
 
         diagnostics.update(
@@ -307,6 +254,88 @@ class RecordLinkageMatcher(BaseMatcher):
             }
         )
         return MatchResult(clusters=clusters, pairs=pairs, diagnostics=diagnostics)
+
+    def _load(
+        self, ctx: MatchContext, blocks: list[list[str]], compared: list[str]
+    ) -> pd.DataFrame:
+        """The compared and blocking columns of the records, indexed by ``record_id``."""
+        wanted = ["record_id", *dict.fromkeys([*compared, *(c for b in blocks for c in b)])]
+        if self.sorted_neighbourhood and self.sorted_neighbourhood not in wanted:
+            wanted.append(self.sorted_neighbourhood)
+        frame = query(
+            ctx.con,
+            f"SELECT {', '.join(quote_ident(c) for c in wanted)} FROM {quote_ident(ctx.records)}"
+            " ORDER BY record_id",
+            step="load records",
+        ).to_pandas()
+        return frame.set_index("record_id")
+
+    def _index(self, frame: pd.DataFrame, blocks: list[list[str]]) -> pd.MultiIndex | None:
+        """Candidate pairs: the union of the blocking passes (``None`` below two records)."""
+        indexer = recordlinkage.Index()
+        for cols in blocks:
+            indexer.block(cols)
+        if self.sorted_neighbourhood is not None:
+            indexer.sortedneighbourhood(self.sorted_neighbourhood, window=self.window)
+        if not blocks and self.sorted_neighbourhood is None:
+            indexer.full()
+        return indexer.index(frame) if len(frame) > 1 else None
+
+    def _classify(
+        self, features: pd.DataFrame, frame: pd.DataFrame, diagnostics: dict[str, Any]
+    ) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """Match probability per candidate pair, and the ECM's parameters (if it ran).
+
+        Records the screened-out features in ``diagnostics["features_dropped"]``.
+        """
+        binary = (features.fillna(0) >= 0.5).astype(np.int8)
+        kept, screened = _screen_features(binary, frame, self.min_coverage)
+        diagnostics["features_dropped"] = screened
+        if not kept.shape[1]:
+            # No column varies among the candidates (e.g. a handful of records that agree
+            # on everything): nothing for the ECM to learn; score by the share of
+            # compared columns that agree.
+            log.info("recordlinkage: no informative column for the ECM; scoring by agreement")
+            return binary.to_numpy(dtype=np.float64).mean(axis=1), None
+        ecm = recordlinkage.ECMClassifier(binarize=None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ecm.fit(kept)
+        m, u, p_match, swapped = _ecm_parameters(ecm, list(kept.columns))
+        prob = _posterior(kept.to_numpy(dtype=np.int8), m, u, p_match)
+        ecm_diag = {
+            "p_match": p_match,
+            "classes_swapped": swapped,
+            "m": {k: float(v) for k, v in zip(kept.columns, m, strict=True)},
+            "u": {k: float(v) for k, v in zip(kept.columns, u, strict=True)},
+        }
+        return prob, ecm_diag
+
+
+def _singletons(frame: pd.DataFrame, diagnostics: dict[str, Any]) -> MatchResult:
+    """Every record alone and no pairs (no candidate pair)."""
+    ids = frame.index.to_numpy(dtype=np.int64)
+    clusters = pa.table({"record_id": ids, "cluster_id": ids})
+    empty = pa.table(
+        {
+            "record_id_l": pa.array([], pa.int64()),
+            "record_id_r": pa.array([], pa.int64()),
+            "score": pa.array([], pa.float64()),
+        }
+    )
+    return MatchResult(clusters, empty, diagnostics)
+
+
+def _pairs_and_clusters(
+    features: pd.DataFrame, frame: pd.DataFrame, prob: np.ndarray, linked: np.ndarray
+) -> tuple[pa.Table, pa.Table]:
+    """Scored pairs (smaller id first) and the components over the ``linked`` ones."""
+    # For a dedupe index recordlinkage returns the larger id first: normalise.
+    first = features.index.get_level_values(0).to_numpy(dtype=np.int64)
+    second = features.index.get_level_values(1).to_numpy(dtype=np.int64)
+    left, right = np.minimum(first, second), np.maximum(first, second)
+    pairs = pa.table({"record_id_l": left, "record_id_r": right, "score": prob})
+    clusters = _components(frame.index.to_numpy(dtype=np.int64), left, right, linked)
+    return pairs, clusters
 
 
 #: Probabilities are clipped to [EPS, 1 - EPS] when scoring: an agreement level the EM

@@ -10,67 +10,53 @@ clusters are the connected components of pairs at or above ``threshold``.
 
 Records identical on every compared column are first collapsed into one *profile*
 (``collapse_identical``): Splink sees each profile once and its clusters are mapped
-back to the records. Event-like sources (a login per visit with only an account id, a
-point-of-sale record per purchase with only a card token) otherwise repeat one
-identifier dozens of times per person; random pairs then agree on it mostly because
-they *are* the same person, so the u-probability estimated by random sampling is
-inflated by matches, the evidence of a shared token looks weak, and none of those
-records link (pairwise recall 0 on identity-graph small, 0.27 on cdp-realistic small
-without the collapse; 0.22 and 0.53 with it). Identical records are indistinguishable
-to the model anyway; each is linked to its profile's representative (the smallest
-``record_id``) by a pair of score 1.0. Only records that agree on an identifier
-(e-mail, phone, a first-party id) collapse, never on descriptive fields alone, and
-nothing collapses for ``link_only`` (it would link records within one source). The
-emitted pairs are Splink's scored profile pairs plus those (representative, member)
-pairs, so a group of ``k`` identical records contributes ``k - 1`` pairs, not
-``k (k - 1) / 2``: pair-level metrics (candidates, threshold sweeps) count profile
-links; cluster metrics count every record.
+back to the records (:mod:`matchers.splink_profiles` says why and how). The prediction
+rules are cut to a pair budget (``max_comparisons``; :mod:`matchers.splink_budget`),
+and the training calls that need care are in :mod:`matchers.splink_training`. This
+module is the adapter: the settings, the plan, ``fit`` and ``match``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import dataclasses
 import json
 import logging
-import math
 import time
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from splink import DuckDBAPI, Linker, block_on
-from splink.blocking_analysis import count_comparisons_from_blocking_rules
-from splink.internals.exceptions import EMTrainingException
+from splink import DuckDBAPI, Linker
 
 from bench.api import (
     BaseMatcher,
     MatchContext,
     MatchResult,
     UnsupportedInput,
-    execute,
     query,
     quote_ident,
     table_columns,
 )
+from matchers.splink_budget import sample_proportion, within_budget
+from matchers.splink_profiles import (
+    collapse_profiles,
+    profile_summary,
+    records_clusters_sql,
+    records_pairs_sql,
+)
 from matchers.splink_settings import (
-    ID_COLUMNS,
     PII_COLUMNS,
     default_settings,
     default_training_rules,
     deterministic_rules,
 )
+from matchers.splink_training import estimate_prior, finite_or_none, m_u_summary, train_em
 
 __all__ = ["SplinkMatcher"]
 
 log = logging.getLogger(__name__)
 
 _LINK_TYPES = ("dedupe_only", "link_only", "link_and_dedupe")
-#: Columns whose agreement (with every other compared column) makes identical records
-#: one profile: identifiers, not descriptive fields.
-COLLAPSE_KEYS: frozenset[str] = frozenset({"email", "phone", *ID_COLUMNS})
 
 
 def _load_settings(settings: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
@@ -111,15 +97,6 @@ def _is_trained(settings: Mapping[str, Any]) -> bool:
     return has_m and has_u
 
 
-def _rule(rule: str | Sequence[str]) -> Any:
-    """A training rule given as SQL text or as a list of columns to block on."""
-    return rule if isinstance(rule, str) else block_on(*rule)
-
-
-def _finite(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and math.isfinite(x) else None
-
-
 def _populated_columns(ctx: MatchContext) -> dict[str, str]:
     """Columns (name -> SQL type) of the records that hold values in at least two records.
 
@@ -141,93 +118,6 @@ def _count_records(ctx: MatchContext) -> int:
     table = quote_ident(ctx.records)
     rows = query(ctx.con, f"SELECT count(*) AS n FROM {table}", step="count records")
     return int(rows.column("n")[0].as_py())
-
-
-#: Records sampled on each side of a blocking join when counting its pairs on large
-#: inputs (Splink counts real pairs, so exact counts of an exploding rule are as costly
-#: as the explosion itself).
-_COUNT_SAMPLE_RECORDS = 20_000
-
-
-def _sample_proportion(n: int) -> float:
-    """Record sampling proportion for Splink's pair counts: exact up to 20k records."""
-    return min(1.0, max(0.01, _COUNT_SAMPLE_RECORDS / max(n, 1)))
-
-
-@contextlib.contextmanager
-def _result_df_guard(ctx: MatchContext) -> Iterator[bool]:
-    """Let a Splink blocking analysis register its ``result_df`` relation, then remove it.
-
-    Splink's pair counting (used by the prior estimator and the blocking analysis)
-    registers a relation named ``result_df`` in the connection, outside its
-    ``__splink__`` namespace. Yields whether that name is free (run the analysis only
-    then) and unregisters it afterwards, so the connection holds nothing unprefixed of
-    ours.
-    """
-    taken = (
-        query(
-            ctx.con,
-            "SELECT count(*) AS n FROM duckdb_views() WHERE view_name = 'result_df' "
-            "UNION ALL SELECT count(*) FROM duckdb_tables() WHERE table_name = 'result_df'",
-            step="check result_df",
-        )
-        .column("n")
-        .to_pylist()
-    )
-    if any(taken):
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        ctx.con.unregister("result_df")
-
-
-@contextlib.contextmanager
-def _quiet_sampled_counts() -> Iterator[None]:
-    """Silence Splink's warning that a sampled pair count rests on few sampled pairs.
-
-    Rules that admit few pairs have few sampled pairs; a rough estimate of a small
-    count does not matter against a budget of millions (or for the prior).
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="The sampled blocking analysis", category=UserWarning
-        )
-        yield
-
-
-def _count_comparisons(
-    ctx: MatchContext,
-    records: Any,
-    rules: list[Any],
-    settings: Mapping[str, Any],
-    proportion: float,
-) -> list[dict[str, Any]]:
-    """Splink's marginal and cumulative pair counts of ``rules``, in order."""
-    with _result_df_guard(ctx) as free:
-        if not free:
-            msg = "splink: a table named result_df exists; cannot count blocked pairs"
-            raise ValueError(msg)
-        with _quiet_sampled_counts():
-            counts = count_comparisons_from_blocking_rules(
-                records,
-                blocking_rules=rules,
-                link_type=settings.get("link_type", "dedupe_only"),
-                unique_id_column_name=settings.get("unique_id_column_name", "record_id"),
-                source_dataset_column_name=settings.get("source_dataset_column_name"),
-                record_sample_proportion=proportion,
-            )
-    return [dict(c) for c in counts]
-
-
-def _em_sampling_info(session: Any) -> dict[str, Any]:
-    """What Splink's EM sampling decided for one session (JSON-able)."""
-    info = getattr(session, "_sample_info", None)
-    if not isinstance(info, Mapping):
-        return {}
-    keep = ("estimated_total_pairs", "sampling_applied", "expected_pairs_after_sampling")
-    return {k: info.get(k) for k in keep if k in info}
 
 
 class SplinkMatcher(BaseMatcher):
@@ -272,7 +162,8 @@ class SplinkMatcher(BaseMatcher):
         Give Splink one profile per group of records identical on every compared column
         (the built-in model's populated PII columns, or the input columns of your own /
         a saved model's comparisons; the ``source`` too for ``link_and_dedupe``) that
-        carry an identifier among them. Off for ``link_only``. See the module docstring.
+        carry an identifier among them. Off for ``link_only``. See
+        :mod:`matchers.splink_profiles`.
     """
 
     name: ClassVar[str] = "splink"
@@ -337,58 +228,15 @@ class SplinkMatcher(BaseMatcher):
     ) -> tuple[MatchContext, dict[str, Any] | None]:
         """The context Splink runs on: one record per profile (see ``collapse_identical``).
 
-        Records collapse when they agree on every compared column (NULL in the same
-        places) *and* carry at least one identifier there (:data:`COLLAPSE_KEYS`: e-mail,
-        phone, first-party ids). Agreeing on weak fields alone (a city, a name) is not
-        evidence enough, and Splink scores such records itself. Creates
-        ``<prefix>splink_profile_of`` (``record_id -> profile``, the smallest
-        ``record_id`` of the group) and a view of the representatives in ``ctx.con``.
-        Returns ``ctx`` itself (and ``None``) when collapsing is off or the link type is
-        ``link_only`` (a collapse would link records of one source).
+        :func:`matchers.splink_profiles.collapse_profiles` on the compared columns
+        (:meth:`profile_columns`). Returns ``ctx`` itself (and ``None``) when collapsing
+        is off or the link type is ``link_only`` (a collapse would link records of one
+        source).
         """
         link_type = _load_settings(self.settings).get("link_type", self.link_type)
         if not self.collapse_identical or link_type == "link_only":
             return ctx, None
-        columns = self.profile_columns(ctx, populated)
-        keys = [c for c in columns if c in COLLAPSE_KEYS]
-        if not keys:
-            return ctx, None  # no identifier compared: nothing may collapse
-        if link_type != "dedupe_only" and "source" not in columns:
-            columns.append("source")
-        table = quote_ident(ctx.records)
-        profile_of, reps = ctx.temp_name("splink_profile_of"), ctx.temp_name("splink_profiles")
-        cols = ", ".join(quote_ident(c) for c in columns)
-        has_key = " OR ".join(f"{quote_ident(c)} IS NOT NULL" for c in keys)
-        execute(
-            ctx.con,
-            f"""CREATE OR REPLACE TEMP TABLE {quote_ident(profile_of)} AS
-                SELECT record_id,
-                       CASE WHEN {has_key} THEN min(record_id) OVER (PARTITION BY {cols})
-                            ELSE record_id END AS profile
-                FROM {table}""",
-            step="splink: profiles",
-        )
-        execute(
-            ctx.con,
-            f"""CREATE OR REPLACE TEMP VIEW {quote_ident(reps)} AS
-                SELECT r.* FROM {table} AS r
-                JOIN {quote_ident(profile_of)} AS p
-                  ON p.record_id = r.record_id AND p.profile = r.record_id""",
-            step="splink: profile representatives",
-        )
-        counts = query(
-            ctx.con,
-            f"SELECT count(*) AS n, count(DISTINCT profile) AS profiles "
-            f"FROM {quote_ident(profile_of)}",
-            step="splink: profile counts",
-        ).to_pylist()[0]
-        info = {
-            "records": int(counts["n"]),
-            "profiles": int(counts["profiles"]),
-            "columns": columns,
-            "table": profile_of,
-        }
-        return dataclasses.replace(ctx, records=reps), info
+        return collapse_profiles(ctx, self.profile_columns(ctx, populated), link_type)
 
     # -- building the model ---------------------------------------------------------
 
@@ -451,7 +299,7 @@ class SplinkMatcher(BaseMatcher):
         if n < 2:
             return plan
         records = DuckDBAPI(connection=ctx.con).register(ctx.records)
-        kept, budget = self._within_budget(ctx, records, settings, n)
+        kept, budget = within_budget(ctx, records, settings, n, self.max_comparisons)
         settings["blocking_rules_to_generate_predictions"] = kept
         plan["blocking_budget"] = budget
         if trained:
@@ -462,7 +310,7 @@ class SplinkMatcher(BaseMatcher):
             plan["prior"] = {
                 "deterministic_matching_rules": rules,
                 "recall": self.deterministic_recall,
-                "record_sample_proportion": _sample_proportion(n),
+                "record_sample_proportion": sample_proportion(n),
             }
         plan["u"] = {"max_pairs": self.u_max_pairs, "seed": ctx.seed}
         sessions = (
@@ -478,81 +326,9 @@ class SplinkMatcher(BaseMatcher):
             step: dict[str, Any] = {"blocking_rule": rule}
             if cap is not None:
                 step["max_pairs"] = cap
-                step["record_sample_proportion"] = _sample_proportion(n)
+                step["record_sample_proportion"] = sample_proportion(n)
             plan["em"].append(step)
         return plan
-
-    def _within_budget(
-        self, ctx: MatchContext, records: Any, settings: dict[str, Any], n: int
-    ) -> tuple[list[Any], dict[str, Any]]:
-        """Keep the prediction rules, in order, whose pairs fit ``max_comparisons``."""
-        rules = list(settings.get("blocking_rules_to_generate_predictions") or [])
-        info: dict[str, Any] = {"max_comparisons": self.max_comparisons, "counted": False}
-        all_pairs = n * (n - 1) // 2
-        if self.max_comparisons is None or all_pairs <= self.max_comparisons:
-            info["reason"] = "no budget" if self.max_comparisons is None else "all pairs fit"
-            return rules, info
-        if not rules:
-            msg = (
-                f"splink: no blocking rules, so prediction would score all {all_pairs:,} "
-                f"pairs of {n:,} records, more than max_comparisons={self.max_comparisons:,}; "
-                "add blocking_rules_to_generate_predictions to the settings"
-            )
-            raise ValueError(msg)
-        proportion = _sample_proportion(n)
-        dropped: list[dict[str, Any]] = []
-        while True:
-            counts = _count_comparisons(ctx, records, rules, settings, proportion)
-            over = next(
-                (
-                    i
-                    for i, c in enumerate(counts)
-                    if c["cumulative_comparison_count"] > self.max_comparisons
-                ),
-                None,
-            )
-            if over is None:
-                break
-            count = counts[over]
-            rules.pop(over)
-            dropped.append(
-                {
-                    "blocking_rule": count["blocking_rule"],
-                    "marginal_comparisons": count["marginal_comparison_count"],
-                    "cumulative_comparisons": count["cumulative_comparison_count"],
-                }
-            )
-            log.warning(
-                "splink: dropping blocking rule %s: it adds ~%s pairs, bringing the total "
-                "to ~%s, over max_comparisons=%s",
-                count["blocking_rule"],
-                f"{count['marginal_comparison_count']:,}",
-                f"{count['cumulative_comparison_count']:,}",
-                f"{self.max_comparisons:,}",
-            )
-            if not rules:
-                msg = (
-                    f"splink: every blocking rule exceeds max_comparisons="
-                    f"{self.max_comparisons:,} on {n:,} records (first rule: ~"
-                    f"{counts[0]['marginal_comparison_count']:,} pairs); use tighter rules "
-                    "or raise the budget"
-                )
-                raise ValueError(msg)
-        info.update(
-            counted=True,
-            record_sample_proportion=proportion,
-            estimated_comparisons=counts[-1]["cumulative_comparison_count"] if counts else 0,
-            rules=[
-                {
-                    "blocking_rule": c["blocking_rule"],
-                    "marginal_comparisons": c["marginal_comparison_count"],
-                    "cumulative_comparisons": c["cumulative_comparison_count"],
-                }
-                for c in counts
-            ],
-            dropped=dropped,
-        )
-        return rules, info
 
     def fit(self, ctx: MatchContext) -> Self:
         """Build the linker on ``ctx.con`` and train it (unless given a trained model)."""
@@ -577,7 +353,7 @@ class SplinkMatcher(BaseMatcher):
         linker = Linker(records, plan["settings"], log_level=None)
         if plan["prior"] is not None:
             t0 = time.perf_counter()
-            self._estimate_prior(ctx, linker, plan["prior"])
+            estimate_prior(ctx, linker, plan["prior"])
             phases["prior"] = time.perf_counter() - t0
         if plan["u"] is not None:
             t0 = time.perf_counter()
@@ -588,27 +364,7 @@ class SplinkMatcher(BaseMatcher):
         em_sampling: list[dict[str, Any]] = []
         if plan["em"]:
             t0 = time.perf_counter()
-            for step in plan["em"]:
-                kwargs = {k: v for k, v in step.items() if k != "blocking_rule"}
-                # A session edits the live model as it starts (it drops the comparisons
-                # of its blocking rule and sets its own prior), so a failed one must be
-                # rolled back by hand.
-                before = linker._settings_obj.core_model_settings.copy()
-                try:
-                    session = linker.training.estimate_parameters_using_expectation_maximisation(
-                        _rule(step["blocking_rule"]), **kwargs
-                    )
-                except (EMTrainingException, ValueError) as exc:
-                    # A rule whose block is empty in this dataset trains nothing; on a
-                    # tiny block EM can also drive an m-probability to 0, which Splink
-                    # refuses (ValueError: values below 1e-300). The model is restored;
-                    # the other sessions still cover its comparisons.
-                    linker._settings_obj.core_model_settings = before
-                    log.warning("splink: EM session %s skipped: %s", step["blocking_rule"], exc)
-                    em_skipped.append(step["blocking_rule"])
-                    continue
-                training.append(step["blocking_rule"])
-                em_sampling.append(_em_sampling_info(session))
+            training, em_skipped, em_sampling = train_em(linker, plan["em"])
             phases["em"] = time.perf_counter() - t0
             if not training:
                 log.warning(
@@ -627,40 +383,6 @@ class SplinkMatcher(BaseMatcher):
             "phases": phases,
         }
         return self
-
-    def _estimate_prior(self, ctx: MatchContext, linker: Linker, prior: dict[str, Any]) -> None:
-        """Estimate the prior match probability from near-certain rules."""
-        with _result_df_guard(ctx) as free:
-            if not free:
-                log.warning("splink: a table named result_df exists; keeping the default prior")
-                return
-            model = linker._settings_obj.core_model_settings
-            before = model.probability_two_random_records_match
-            try:
-                with _quiet_sampled_counts():
-                    linker.training.estimate_probability_two_random_records_match(
-                        [block_on(*r) for r in prior["deterministic_matching_rules"]],
-                        recall=prior["recall"],
-                        record_sample_proportion=prior["record_sample_proportion"],
-                    )
-            except ValueError as exc:
-                # e.g. the rules find fewer pairs than the assumed recall allows
-                linker._settings_obj.core_model_settings.probability_two_random_records_match = (
-                    before
-                )
-                log.warning("splink: prior not estimated (%s); keeping %s", exc, before)
-                return
-            model = linker._settings_obj.core_model_settings
-            estimate = model.probability_two_random_records_match
-            if not 0.0 < estimate < 1.0:
-                # no pair met the rules (few records, or identical ones already collapsed
-                # into one profile): a prior of 0 or 1 would make every score 0 or 1
-                model.probability_two_random_records_match = before
-                log.warning(
-                    "splink: the deterministic rules gave a prior of %s; keeping %s",
-                    estimate,
-                    before,
-                )
 
     # -- matching -------------------------------------------------------------------
 
@@ -695,17 +417,17 @@ class SplinkMatcher(BaseMatcher):
             FROM {predictions.physical_name}
         """
         clusters_sql = f"SELECT record_id, cluster_id FROM {clustered.physical_name}"
-        pairs = ctx.con.sql(self._with_profiles_pairs(scored))
-        clusters = ctx.con.sql(self._with_profiles_clusters(clusters_sql))
+        pairs = ctx.con.sql(records_pairs_sql(self._profile_info(), scored))
+        clusters = ctx.con.sql(records_clusters_sql(self._profile_info(), clusters_sql))
         diagnostics = {
             **{k: v for k, v in self.fit_diagnostics_.items() if k != "phases"},
             "phases": phases,
             "comparisons": int(n_comparisons),
-            "probability_two_random_records_match": _finite(
+            "probability_two_random_records_match": finite_or_none(
                 linker._settings_obj._probability_two_random_records_match
             ),
-            "m_u": self._m_u_summary(linker),
-            "profiles": self._profile_summary(),
+            "m_u": m_u_summary(linker),
+            "profiles": profile_summary(self._profile_info()),
             "blocking_rules": [
                 br.blocking_rule_sql
                 for br in linker._settings_obj._blocking_rules_to_generate_predictions
@@ -717,61 +439,21 @@ class SplinkMatcher(BaseMatcher):
         """Output for fewer than two profiles: each alone, identical records together."""
         table = quote_ident(ctx.records)
         clusters = ctx.con.sql(
-            self._with_profiles_clusters(f"SELECT record_id, record_id AS cluster_id FROM {table}")
+            records_clusters_sql(
+                self._profile_info(), f"SELECT record_id, record_id AS cluster_id FROM {table}"
+            )
         )
         pairs = ctx.con.sql(
-            self._with_profiles_pairs(
+            records_pairs_sql(
+                self._profile_info(),
                 "SELECT record_id AS record_id_l, record_id AS record_id_r, 0.0::DOUBLE AS score "
-                f"FROM {table} WHERE false"
+                f"FROM {table} WHERE false",
             )
         )
         diagnostics = {**self.fit_diagnostics_, "comparisons": 0}
-        diagnostics["profiles"] = self._profile_summary()
+        diagnostics["profiles"] = profile_summary(self._profile_info())
         return MatchResult(clusters, pairs, diagnostics)
 
-    def _with_profiles_clusters(self, profile_clusters: str) -> str:
-        """Clusters of the profiles (``record_id, cluster_id``) extended to every record."""
-        info = getattr(self, "profiles_", None)
-        if info is None:
-            return profile_clusters
-        return f"""
-            SELECT p.record_id, c.cluster_id
-            FROM {quote_ident(info["table"])} AS p
-            JOIN ({profile_clusters}) AS c ON c.record_id = p.profile
-        """
-
-    def _with_profiles_pairs(self, profile_pairs: str) -> str:
-        """Scored profile pairs plus each collapsed record with its representative (1.0)."""
-        info = getattr(self, "profiles_", None)
-        if info is None:
-            return profile_pairs
-        return f"""
-            {profile_pairs}
-            UNION ALL
-            SELECT profile AS record_id_l, record_id AS record_id_r, 1.0::DOUBLE AS score
-            FROM {quote_ident(info["table"])} WHERE record_id <> profile
-        """
-
-    def _profile_summary(self) -> dict[str, Any] | None:
-        info = getattr(self, "profiles_", None)
-        return None if info is None else {k: v for k, v in info.items() if k != "table"}
-
-    @staticmethod
-    def _m_u_summary(linker: Linker) -> dict[str, list[dict[str, Any]]]:
-        """Trained m and u per comparison level, from the saved model (cheap)."""
-        model = linker.misc.save_model_to_json()
-        summary: dict[str, list[dict[str, Any]]] = {}
-        for comparison in model.get("comparisons", []):
-            levels = []
-            for level in comparison.get("comparison_levels", []):
-                if level.get("is_null_level"):
-                    continue
-                levels.append(
-                    {
-                        "level": level.get("label_for_charts"),
-                        "m": _finite(level.get("m_probability")),
-                        "u": _finite(level.get("u_probability")),
-                    }
-                )
-            summary[comparison.get("output_column_name", "?")] = levels
-        return summary
+    def _profile_info(self) -> dict[str, Any] | None:
+        """The collapse of the last fit (:meth:`profiles`), or ``None`` without one."""
+        return getattr(self, "profiles_", None)

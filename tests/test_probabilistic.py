@@ -377,7 +377,7 @@ def test_splink_budget_drops_exploding_rule(febrl1, caplog):
     matcher = SplinkMatcher(
         settings={"blocking_rules_to_generate_predictions": rules}, max_comparisons=20_000
     )
-    with caplog.at_level("WARNING", logger="matchers.splink_matcher"):
+    with caplog.at_level("WARNING", logger="matchers.splink_budget"):
         _, res, _, pairs = run(matcher, febrl1)
     budget = res.diagnostics["blocking_budget"]
     assert budget["counted"] is True
