@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.idbench-installed
 
-.PHONY: run test bench bench-ci lint format clean-venv
+.PHONY: run test test-quick bench bench-ci lint format clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "idbench needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The quick loop while editing (under a minute on 2 cores): everything but the tests
+# marked slow (worker processes, data generation, Splink/recordlinkage fits, benchmarks).
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # Full benchmark run: small generated datasets and 1M synthetic records (the quick,
 # one-shot mode on tiny data runs inside `make test`). The JSON (machine_info,

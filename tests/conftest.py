@@ -51,3 +51,27 @@ def write_fixture_dataset(root: Path, *, name: str = "fixture") -> Path:
 def fixture_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The conformance fixture written once per session as a dataset directory."""
     return write_fixture_dataset(tmp_path_factory.mktemp("fixture-dataset"))
+
+
+#: Registered matchers whose conformance checks take seconds each (Splink and
+#: recordlinkage start their own machinery on every call; the anonymous ones score
+#: pairs with EM): slow, so the quick loop
+#: (``pytest -m "not slow"``) still checks every other built-in matcher.
+SLOW_CONFORMANCE = frozenset(
+    {"splink", "recordlinkage", "hybrid", "anonymous", "anonymous-supervised"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests that are slow by where they live rather than by what they are.
+
+    Benchmarks (``tests/benchmarks/``) time real work, and the conformance checks of the
+    matchers in :data:`SLOW_CONFORMANCE` fit real models; every other slow test carries
+    ``pytest.mark.slow`` in its own module.
+    """
+    for item in items:
+        in_benchmarks = (TESTS_DIR / "benchmarks") in Path(item.path).parents
+        callspec = getattr(item, "callspec", None)
+        matcher = callspec.params.get("matcher") if callspec is not None else None
+        if in_benchmarks or getattr(matcher, "name", None) in SLOW_CONFORMANCE:
+            item.add_marker(pytest.mark.slow)

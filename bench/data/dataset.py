@@ -69,14 +69,22 @@ def fingerprint(root: str | Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
+def write_json_atomic(path: str | Path, data: Any, *, allow_nan: bool = True) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one.
+
+    The file gets the permissions of any file the user creates (``0o666`` less the
+    umask), not the private ``0o600`` of a temp file. With ``allow_nan=False`` a NaN or
+    infinity raises ``ValueError`` instead of being written as invalid JSON.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0o022)  # reading the umask means setting it; restored at once
+    os.umask(umask)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
+            os.fchmod(fh.fileno(), 0o666 & ~umask)
+            json.dump(data, fh, indent=2, sort_keys=True, default=str, allow_nan=allow_nan)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -10,7 +10,8 @@ Layout under a suite's results directory::
 
 Records are written atomically (temp file + rename), so an interrupted run never leaves
 a half-written record, and raw outputs are moved into place before their record, so a
-stored record always has its raw outputs. Load every record with
+stored record always has its raw outputs (if the record cannot be written, the stored
+outputs are put back). Records are strict JSON: a NaN or infinity is stored as ``null``. Load every record with
 ``read_json('results/**/runs/*.json')`` in DuckDB, or :func:`load_records`.
 """
 
@@ -19,17 +20,45 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from bench.data.dataset import write_json_atomic
+from bench.run.suite import SuiteError
 
-__all__ = ["SCHEMA_VERSION", "RunStore", "canonical_json", "load_records", "run_key"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ResultsFolderError",
+    "RunStore",
+    "canonical_json",
+    "finite_json",
+    "folder_error",
+    "load_records",
+    "run_key",
+]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+
+class ResultsFolderError(SuiteError):
+    """A suite's results folder cannot take the run: another run holds it, or it cannot
+    be written (read-only, disk full). The message names the folder and the cause.
+
+    A :class:`~bench.run.suite.SuiteError`, so the command line reports it like the other
+    problems with running a suite: the message, exit status 2, no traceback.
+    """
+
+
+def folder_error(root: Path, exc: OSError) -> ResultsFolderError:
+    """The error for an ``OSError`` met while writing results folder ``root``."""
+    what = f" ({exc.filename})" if exc.filename else ""
+    msg = f"cannot write to the results folder {root}: {exc.strerror or exc}{what}"
+    return ResultsFolderError(msg)
 
 
 def canonical_json(value: Any) -> str:
@@ -83,17 +112,50 @@ class RunStore:
         """Directory of the raw outputs of run ``key``."""
         return self.root / "raw" / key
 
-    def staging_dir(self, key: str) -> Path:
-        """Where a worker writes raw outputs before the run is stored."""
-        return self.root / "raw" / f".staging-{key}"
+    def new_staging_dir(self, key: str) -> Path:
+        """A new empty folder, this process's own, where a worker writes the raw outputs
+        of run ``key`` before the run is stored."""
+        staging = self.root / "raw" / f".staging-{key}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)  # a dead run's, with a recycled pid
+        staging.mkdir(parents=True)
+        return staging
 
     def exists(self, key: str) -> bool:
         """True when a record for ``key`` is stored."""
         return self.record_path(key).is_file()
 
     def read(self, key: str) -> dict[str, Any]:
-        """The stored record of run ``key``."""
-        return json.loads(self.record_path(key).read_text(encoding="utf-8"))
+        """The stored record of run ``key``.
+
+        Raises
+        ------
+        ValueError
+            The record is not valid JSON; the message names the file.
+        """
+        path = self.record_path(key)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            msg = f"run record {path} is corrupt: {exc}"
+            raise ValueError(msg) from exc
+
+    def read_stored(self, key: str) -> dict[str, Any] | None:
+        """The stored record of run ``key``, or ``None`` when there is none to use.
+
+        A corrupt record (e.g. truncated by a full disk) is moved aside to
+        ``<key>.json.corrupt`` with a warning, so the run counts as not stored and is
+        run again.
+        """
+        if not self.exists(key):
+            return None
+        try:
+            return self.read(key)
+        except ValueError as exc:
+            path = self.record_path(key)
+            aside = path.with_name(path.name + ".corrupt")
+            path.replace(aside)
+            log.warning("%s; moved it to %s, run %s will be run again", exc, aside, key)
+            return None
 
     def store(
         self, record: dict[str, Any], *, staged_raw: Path | None = None, new_run: bool = False
@@ -113,10 +175,18 @@ class RunStore:
             previous = final.with_name(f".previous-{key}")
             shutil.rmtree(previous, ignore_errors=True)
             final.replace(previous)
-        if staged:
-            staged_raw.replace(final)
-        path = self.record_path(key)
-        write_json_atomic(path, record)
+        try:
+            if staged:
+                staged_raw.replace(final)
+            path = self.record_path(key)
+            write_json_atomic(path, finite_json(record, key), allow_nan=False)
+        except BaseException:
+            # the record was not written: put the stored outputs back as they were
+            if staged:
+                shutil.rmtree(final, ignore_errors=True)
+            if previous is not None:
+                previous.replace(final)
+            raise
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)
         return path
@@ -128,6 +198,22 @@ class RunStore:
     def records(self) -> list[dict[str, Any]]:
         """All stored records of this suite, sorted by start time."""
         return load_records(self.root)
+
+
+def finite_json(value: Any, where: str) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``).
+
+    JSON has no NaN: a record holding one would not parse in strict readers (DuckDB's
+    ``read_json``, browsers). Each replacement is logged with its place in ``where``.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        log.warning("%s: non-finite value %r stored as null", where, value)
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def load_records(root: str | Path) -> list[dict[str, Any]]:

@@ -1,14 +1,19 @@
 """Run a suite: plan the runs, execute each in its own process, store the records.
 
-Every run is a separate ``python -m bench.run.worker`` process started in its own session.
-The parent polls its resident memory (the whole process tree) and wall time, kills it
-past the suite's ``memory_limit`` or ``timeout_s`` (:mod:`bench.run.supervisor`), and
-stores a record whatever happened: ``ok``, ``error`` (with the reason), ``timeout`` or ``skipped`` (the matcher
-does not apply to the dataset). Stored runs are skipped on the next invocation unless
-``force`` (re-run all) or ``retry_failed`` (re-run those stored as ``error`` or
-``timeout``); Ctrl-C kills the current run, stores nothing half-written, and a re-run
-resumes where it stopped. A re-run replaces a stored record only once its new record is
-written, so an interrupted re-run keeps the old one.
+Every run is a separate ``python -m bench.run.worker`` process started in its own session,
+on inputs staged apart from the dataset's truth (:mod:`bench.run.sandbox`). The parent
+polls its resident memory (the whole process tree) and wall time, kills it past the
+suite's ``memory_limit`` or ``timeout_s`` (:mod:`bench.run.supervisor`), evaluates the
+raw outputs of an ``ok`` run against the truth once the process has ended, and stores a
+record whatever happened: ``ok``, ``error`` (with the reason), ``timeout`` or
+``skipped`` (the matcher does not apply to the dataset). Stored runs are skipped on the
+next invocation unless ``force`` (re-run all) or ``retry_failed`` (re-run those stored as
+``error`` or ``timeout``); a corrupt stored record is moved aside and its run run again.
+Ctrl-C kills the current run, stores nothing half-written, and a re-run resumes where it
+stopped. A re-run replaces a stored record only once its new record is written, so an
+interrupted re-run keeps the old one. One run at a time writes a suite's results folder
+(:mod:`bench.run.lock`); a folder that cannot be written is a
+:class:`~bench.run.results.ResultsFolderError` naming it and the cause.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import shutil
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.dataset import Dataset
+from bench.data.labels import TRAINING_FRACTION, training_sample
 from bench.metrics.evaluate import evaluate_run
 from bench.run.environment import environment
+from bench.run.lock import results_lock
 from bench.run.registry import RegistryError, load_matcher_class
-from bench.run.results import SCHEMA_VERSION, RunStore, run_key
+from bench.run.results import SCHEMA_VERSION, RunStore, folder_error, run_key
+from bench.run.sandbox import stage_inputs
 from bench.run.suite import DatasetSpec, Suite
 from bench.run.supervisor import ProcessOutcome, run_process
 
@@ -132,14 +141,6 @@ def _needs_labels(name: str, suite: Suite) -> bool:
     return "needs_labels" in getattr(cls, "tags", ())
 
 
-def _fresh_staging(store: RunStore, key: str) -> Path:
-    """An empty staging directory for the run's raw outputs."""
-    staging = store.staging_dir(key)
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    return staging
-
-
 def _log_path(store: RunStore, key: str) -> Path:
     """Where the run process writes its output."""
     logs = store.root / "logs"
@@ -152,19 +153,76 @@ def _log_path(store: RunStore, key: str) -> Path:
 
 
 def _job(run: PlannedRun, suite: Suite, staging: Path, tmp: Path) -> dict[str, Any]:
-    """The job description the worker (:mod:`bench.run.worker`) reads."""
+    """The job description the worker (:mod:`bench.run.worker`) reads.
+
+    It names no path into the dataset: the matcher may read the job file too.
+    """
     return {
-        "dataset_path": str(run.dataset.root),
+        "inputs_dir": str(tmp / "inputs"),
+        "spill_dir": str(tmp / "spill"),
         "matcher": run.matcher,
         "params": run.params,
         "seed": run.seed,
-        "heldout_seed": run.seed if run.heldout else None,
         "threads": suite.threads,
         "memory_limit_bytes": suite.memory_limit_bytes,
         "staging_dir": str(staging),
         "result_path": str(tmp / "result.json"),
         "python_path": [str(p) for p in suite.python_path],
     }
+
+
+def _stage(run: PlannedRun, suite: Suite, tmp: Path) -> dict[str, Any] | None:
+    """Stage the run's inputs under ``tmp``; return the record's ``training`` facts of a
+    supervised run (whose training labels are staged too), else ``None``."""
+    (tmp / "spill").mkdir()
+    if not _needs_labels(run.matcher, suite):
+        stage_inputs(run.dataset, tmp / "inputs")
+        return None
+    # the labels of a seeded sample of persons, which the evaluation leaves out
+    labels = training_sample(run.dataset.truth_path, seed=run.seed)
+    stage_inputs(run.dataset, tmp / "inputs", labels)
+    return {
+        "fraction": TRAINING_FRACTION,
+        "records": labels.num_rows,
+        "persons": len(labels.column("entity_id").unique()),
+    }
+
+
+def _run_process(run: PlannedRun, suite: Suite, store: RunStore, staging: Path) -> ProcessOutcome:
+    """Run the worker on staged inputs; its raw outputs land in ``staging``."""
+    log_path = _log_path(store, run.key)
+    with tempfile.TemporaryDirectory(dir=store.root, prefix=".job-") as name:
+        tmp = Path(name)
+        training = _stage(run, suite, tmp)
+        outcome = run_process(_job(run, suite, staging, tmp), tmp / "job.json", log_path, suite)
+    if training is not None and outcome.result:
+        outcome.result["training"] = training
+    return outcome
+
+
+def _evaluate(run: PlannedRun, suite: Suite, staging: Path, outcome: ProcessOutcome) -> None:
+    """Score an ``ok`` run's raw outputs against the truth, now that its process ended.
+
+    A failed evaluation turns the run into an error, with the traceback.
+    """
+    if outcome.status != "ok":
+        return
+    t0 = time.perf_counter()
+    try:
+        evaluation = evaluate_run(
+            staging,
+            run.dataset,
+            threads=suite.threads,
+            threshold=outcome.result.get("matcher", {}).get("threshold"),
+            heldout_seed=run.seed if run.heldout else None,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded run
+        outcome.status = "error"
+        outcome.error = f"evaluation failed: {type(exc).__name__}: {exc}"
+        outcome.result["traceback"] = traceback.format_exc(limit=20)
+        return
+    outcome.result.setdefault("timings", {})["evaluate"] = time.perf_counter() - t0
+    outcome.result.update(evaluation)
 
 
 def _matcher_info(run: PlannedRun, suite: Suite, result: dict[str, Any]) -> dict[str, Any]:
@@ -229,18 +287,43 @@ def _record(run: PlannedRun, suite: Suite, outcome: ProcessOutcome) -> dict[str,
 
 
 def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any]:
-    """Execute one planned run in a child process and store its record."""
-    staging = _fresh_staging(store, run.key)
-    log_path = _log_path(store, run.key)
-    with tempfile.TemporaryDirectory(dir=store.root, prefix=".job-") as tmp:
-        job = _job(run, suite, staging, Path(tmp))
-        outcome = run_process(job, Path(tmp) / "job.json", log_path, suite)
-    record = _record(run, suite, outcome)
-    raw = staging if outcome.status == "ok" else None
-    if raw is None:
-        shutil.rmtree(staging, ignore_errors=True)
-    store.store(record, staged_raw=raw, new_run=True)
+    """Execute one planned run in a child process and store its record.
+
+    Raises
+    ------
+    ResultsFolderError
+        The results folder cannot be written (read-only, disk full); nothing of the run
+        is left in it.
+    """
+    staging = None
+    try:
+        staging = store.new_staging_dir(run.key)
+        outcome = _run_process(run, suite, store, staging)
+        _evaluate(run, suite, staging, outcome)
+        record = _record(run, suite, outcome)
+        store.store(record, staged_raw=staging if outcome.status == "ok" else None, new_run=True)
+    except OSError as exc:
+        raise folder_error(store.root, exc) from exc
+    finally:
+        if staging is not None:  # moved into place when stored; else dropped
+            shutil.rmtree(staging, ignore_errors=True)
     return record
+
+
+def _stored_records(
+    store: RunStore, runs: list[PlannedRun], *, retry_failed: bool
+) -> dict[str, dict[str, Any]]:
+    """The stored records of ``runs`` that need no re-run, by key.
+
+    Corrupt records are moved aside (:meth:`RunStore.read_stored`), so their runs run
+    again; with ``retry_failed`` so do the runs stored with a failed status.
+    """
+    stored = {}
+    for run in runs:
+        rec = store.read_stored(run.key)
+        if rec is not None and not (retry_failed and rec.get("status") in FAILED_STATUSES):
+            stored[run.key] = rec
+    return stored
 
 
 def run_suite(
@@ -278,26 +361,25 @@ def run_suite(
         The records of all runs of the plan, stored earlier or now.
     """
     store = RunStore(results_root / suite.name)
-    runs = plan_suite(suite, progress=progress)
-    done = {r.key for r in runs if store.exists(r.key)} if not force else set()
-    if retry_failed:
-        done = {k for k in done if store.read(k).get("status") not in FAILED_STATUSES}
-    if on_plan:
-        on_plan(runs, done)
-    records = []
-    for run in runs:
-        if run.key in done:
-            rec = store.read(run.key)
+    with results_lock(store.root):
+        runs = plan_suite(suite, progress=progress)
+        stored = {} if force else _stored_records(store, runs, retry_failed=retry_failed)
+        if on_plan:
+            on_plan(runs, set(stored))
+        records = []
+        for run in runs:
+            if run.key in stored:
+                rec = stored[run.key]
+                if on_done:
+                    on_done(run, rec, True)
+                records.append(rec)
+                continue
+            if on_start:
+                on_start(run)
+            rec = execute_run(run, suite, store)
             if on_done:
-                on_done(run, rec, True)
+                on_done(run, rec, False)
             records.append(rec)
-            continue
-        if on_start:
-            on_start(run)
-        rec = execute_run(run, suite, store)
-        if on_done:
-            on_done(run, rec, False)
-        records.append(rec)
     return records
 
 
@@ -319,48 +401,70 @@ def recompute(results_root: Path, *, threads: int = 2) -> tuple[int, list[str]]:
     updated, problems = 0, []
     for store_root in sorted({p.parent.parent for p in results_root.rglob("runs/*.json")}):
         store = RunStore(store_root)
-        records = store.records()
-        # datasets with a supervised run: every run on them is also scored on the
-        # held-out persons of its seed (as the runner does for such a suite)
-        supervised = {
-            (r.get("dataset") or {}).get("fingerprint") for r in records if r.get("training")
-        }
-        for rec in records:
-            rec.pop("_path", None)
-            if rec.get("status") != "ok":
-                continue
-            key = rec["run_key"]
-            raw = store.raw_dir(key)
-            if not (raw / "clusters.parquet").is_file():
-                problems.append(f"{key}: raw outputs missing in {raw}")
-                continue
-            try:
-                ds = Dataset.open(rec["dataset"]["path"])
-            except ValueError as exc:
-                problems.append(f"{key}: {exc}")
-                continue
-            if ds.fingerprint != rec["dataset"]["fingerprint"]:
-                problems.append(
-                    f"{key}: dataset {ds.root} changed since the run "
-                    f"({ds.fingerprint} != {rec['dataset']['fingerprint']})"
-                )
-                continue
-            t0 = time.perf_counter()
-            try:
-                evaluation = evaluate_run(
-                    raw,
-                    ds,
-                    threads=threads,
-                    threshold=rec["matcher"].get("threshold"),
-                    heldout_seed=_heldout_seed(rec, supervised),
-                )
-            except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
-                problems.append(f"{key}: evaluation failed: {type(exc).__name__}: {exc}")
-                continue
-            rec.update(evaluation)
-            rec["timings"]["evaluate"] = time.perf_counter() - t0
-            rec["recomputed_at"] = datetime.now(UTC).isoformat()
-            rec["environment_recompute"] = environment()
-            store.update(rec)
-            updated += 1
+        with results_lock(store_root):
+            updated += _recompute_store(store, threads, problems)
     return updated, problems
+
+
+def _fill_lens(matcher: dict[str, Any]) -> None:
+    """Give a record stored before matchers declared their lens the registered one.
+
+    Only a missing ``lens`` key is filled (from the class registered under the record's
+    matcher name, when it still loads); a stored lens is never changed.
+    """
+    if "lens" in matcher:
+        return
+    try:
+        cls = load_matcher_class(matcher["name"])
+    except Exception:  # noqa: BLE001 - an unloadable plugin keeps its record as it is
+        return
+    matcher["lens"] = getattr(cls, "lens", None) or None
+
+
+def _recompute_store(store: RunStore, threads: int, problems: list[str]) -> int:
+    """Recompute the ``ok`` runs of one suite's folder; return how many were updated."""
+    updated = 0
+    records = store.records()
+    # datasets with a supervised run: every run on them is also scored on the
+    # held-out persons of its seed (as the runner does for such a suite)
+    supervised = {(r.get("dataset") or {}).get("fingerprint") for r in records if r.get("training")}
+    for rec in records:
+        rec.pop("_path", None)
+        if rec.get("status") != "ok":
+            continue
+        key = rec["run_key"]
+        raw = store.raw_dir(key)
+        if not (raw / "clusters.parquet").is_file():
+            problems.append(f"{key}: raw outputs missing in {raw}")
+            continue
+        try:
+            ds = Dataset.open(rec["dataset"]["path"])
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        if ds.fingerprint != rec["dataset"]["fingerprint"]:
+            problems.append(
+                f"{key}: dataset {ds.root} changed since the run "
+                f"({ds.fingerprint} != {rec['dataset']['fingerprint']})"
+            )
+            continue
+        t0 = time.perf_counter()
+        try:
+            evaluation = evaluate_run(
+                raw,
+                ds,
+                threads=threads,
+                threshold=rec["matcher"].get("threshold"),
+                heldout_seed=_heldout_seed(rec, supervised),
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
+            problems.append(f"{key}: evaluation failed: {type(exc).__name__}: {exc}")
+            continue
+        rec.update(evaluation)
+        _fill_lens(rec["matcher"])
+        rec["timings"]["evaluate"] = time.perf_counter() - t0
+        rec["recomputed_at"] = datetime.now(UTC).isoformat()
+        rec["environment_recompute"] = environment()
+        store.update(rec)
+        updated += 1
+    return updated

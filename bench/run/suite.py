@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Iterator
@@ -221,8 +222,10 @@ def _check_values(data: dict[str, Any], path: Path) -> None:
             "(it names the results folder)"
         )
         raise SuiteError(msg)
-    if "timeout_s" in data and data["timeout_s"] <= 0:
-        msg = f"suite {path}: timeout_s must be > 0, got {data['timeout_s']}"
+    # TOML reads nan and inf: a nan limit compares false with everything, so a run
+    # under it would never time out
+    if "timeout_s" in data and not (math.isfinite(data["timeout_s"]) and data["timeout_s"] > 0):
+        msg = f"suite {path}: timeout_s must be a finite number > 0, got {data['timeout_s']}"
         raise SuiteError(msg)
 
 

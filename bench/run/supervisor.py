@@ -105,13 +105,23 @@ def _watch(
     return status, error, peak
 
 
+def _exit_cause(returncode: int | None) -> str:
+    """``"with exit code 3"``, or ``"from signal SIGSEGV"`` for a process a signal ended."""
+    if returncode is not None and returncode < 0:
+        try:
+            return f"from signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"from signal {-returncode}"
+    return f"with exit code {returncode}"
+
+
 def _read_result(
     result_path: Path, returncode: int | None, log_path: Path
 ) -> tuple[str, str | None, dict[str, Any]]:
     """``(status, error, result)`` from the result file of a process that was not killed."""
     if not result_path.is_file():
         error = (
-            f"the run process died with exit code {returncode} "
+            f"the run process died {_exit_cause(returncode)} "
             f"without a result; last output:\n{_tail(log_path)}"
         )
         return "error", error, {}

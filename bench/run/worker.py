@@ -1,20 +1,24 @@
 """One run in its own process: ``python -m bench.run.worker JOB.json``.
 
-The parent (:mod:`bench.run.runner`) writes the job, watches this process for its timeout
-and memory limit (:mod:`bench.run.supervisor`), and turns what it finds into a run
-record. This process loads the dataset, fits and matches (materialising the output
-inside the timed region), validates the output, writes raw Parquet to the staging
-directory, evaluates, and writes its partial result as JSON. A matcher tagged
-``needs_labels`` also gets the labels of a seeded sample of persons
-(:mod:`bench.data.labels`), whose records the evaluation leaves out. Whatever happens
-inside the matcher ends as a result with a status and a reason; only a crash or a kill
-leaves no result, which the parent reports.
+The parent (:mod:`bench.run.runner`) stages the run's inputs (:mod:`bench.run.sandbox`),
+writes the job, watches this process for its timeout and memory limit
+(:mod:`bench.run.supervisor`), evaluates the raw outputs once this process has ended and
+turns what it finds into a run record. This process loads the staged inputs into a
+DuckDB connection confined to them, fits and matches (materialising the output inside
+the timed region) with the inputs folder as working directory, validates the output,
+writes raw Parquet to the staging directory and writes its partial result as JSON. It
+never learns where the dataset or its truth is. A matcher tagged ``needs_labels`` also
+gets the labels of a seeded sample of persons (:mod:`bench.data.labels`), staged by the
+parent; the evaluation leaves their records out. Whatever happens inside the matcher
+ends as a result with a status and a reason; only a crash or a kill leaves no result,
+which the parent reports.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import sys
 import time
@@ -24,10 +28,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from bench.api import UnsupportedInput
-from bench.data.dataset import Dataset, write_json_atomic
-from bench.data.labels import TRAINING_FRACTION, TRAINING_RECORDS_FILE, training_sample
-from bench.metrics.evaluate import evaluate_run
+from bench.api import Matcher, UnsupportedInput
+from bench.data.dataset import write_json_atomic
+from bench.data.labels import TRAINING_RECORDS_FILE
 from bench.run.execution import (
     MalformedOutput,
     load_inputs,
@@ -36,6 +39,7 @@ from bench.run.execution import (
     validate_pairs,
 )
 from bench.run.registry import load_matcher_class
+from bench.run.sandbox import staged_inputs
 from bench.sql import engine
 
 log = logging.getLogger("bench.run.worker")
@@ -64,10 +68,15 @@ def _duckdb_limit(memory_limit_bytes: int) -> str:
     return f"{max(64, int(memory_limit_bytes * 0.6) // 1024**2)}MB"
 
 
-def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
-    """Carry out ``job``, filling ``result`` as phases complete."""
-    timings = result.setdefault("timings", {})
-    dataset = Dataset.open(job["dataset_path"])
+def _registered_name(cls: type, spec: str) -> str:
+    """``matcher 'exact'``: the name the matcher is registered under, and the suite's
+    ``module:Class`` spec when the suite names it that way."""
+    name = getattr(cls, "name", None) or spec
+    return f"matcher {name!r}" + (f" ({spec})" if spec != name else "")
+
+
+def _load_matcher(job: dict[str, Any], result: dict[str, Any]) -> tuple[type, Matcher]:
+    """The job's matcher class and instance; its facts go to ``result["matcher"]``."""
     cls = load_matcher_class(job["matcher"], python_path=job.get("python_path"))
     matcher = cls(**job["params"])
     result["matcher"] = {
@@ -80,43 +89,41 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
         "resolved_params": matcher.get_params(),
         "threshold": getattr(matcher, "threshold", None),
     }
+    return cls, matcher
+
+
+def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
+    """Carry out ``job``, filling ``result`` as phases complete."""
+    timings = result.setdefault("timings", {})
+    cls, matcher = _load_matcher(job, result)
     staging = Path(job["staging_dir"])
     staging.mkdir(parents=True, exist_ok=True)
+    inputs = Path(job["inputs_dir"])
+    os.chdir(inputs)  # relative paths in the matcher lead to its inputs, nowhere else
 
     t0 = time.perf_counter()
-    labels = None
-    if "needs_labels" in result["matcher"]["tags"]:
-        # the labels of a seeded sample of persons, which the evaluation leaves out
-        labels = training_sample(dataset.truth_path, seed=job["seed"])
-        result["training"] = {
-            "fraction": TRAINING_FRACTION,
-            "records": labels.num_rows,
-            "persons": len(labels.column("entity_id").unique()),
-        }
+    records, tables, labels_path = staged_inputs(inputs)
+    labels = pq.read_table(labels_path) if labels_path is not None else None
     con = engine.connect(
-        threads=job["threads"],
-        memory_limit=_duckdb_limit(job["memory_limit_bytes"]),
-        temp_directory=staging / "spill",
+        threads=job["threads"], memory_limit=_duckdb_limit(job["memory_limit_bytes"])
     )
-    ctx = load_inputs(
-        con,
-        dataset.records_path,
-        dataset.tables,
-        seed=job["seed"],
-        threads=job["threads"],
-        labels=labels,
-    )
+    engine.confine(con, allowed_directories=[inputs], temp_directory=job["spill_dir"])
+    ctx = load_inputs(con, records, tables, seed=job["seed"], threads=job["threads"], labels=labels)
     timings["load"] = time.perf_counter() - t0
 
-    outcome = run_matcher(matcher, ctx)
-    timings.update(outcome.timings)
-    result["diagnostics"] = outcome.diagnostics
+    try:
+        outcome = run_matcher(matcher, ctx)
+        timings.update(outcome.timings)
+        result["diagnostics"] = outcome.diagnostics
 
-    t0 = time.perf_counter()
-    validate_clusters(con, outcome.clusters, ctx.records)
-    if outcome.pairs is not None:
-        validate_pairs(con, outcome.pairs, ctx.records)
-    timings["validate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        validate_clusters(con, outcome.clusters, ctx.records)
+        if outcome.pairs is not None:
+            validate_pairs(con, outcome.pairs, ctx.records)
+        timings["validate"] = time.perf_counter() - t0
+    except MalformedOutput as exc:
+        msg = f"{_registered_name(cls, job['matcher'])} returned malformed output: {exc}"
+        raise MalformedOutput(msg) from exc
     con.close()
 
     t0 = time.perf_counter()
@@ -130,18 +137,6 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
     if labels is not None:
         pq.write_table(labels.select(["record_id"]), staging / TRAINING_RECORDS_FILE)
     timings["store"] = time.perf_counter() - t0
-    del outcome, labels
-
-    t0 = time.perf_counter()
-    evaluation = evaluate_run(
-        staging,
-        dataset,
-        threads=job["threads"],
-        threshold=result["matcher"]["threshold"],
-        heldout_seed=job.get("heldout_seed"),
-    )
-    timings["evaluate"] = time.perf_counter() - t0
-    result.update(evaluation)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     except UnsupportedInput as exc:
         result.update(status="skipped", error=f"matcher does not apply to this dataset: {exc}")
     except MalformedOutput as exc:
-        result.update(status="error", error=f"malformed output: {exc}")
+        result.update(status="error", error=str(exc))
     except MemoryError:
         result.update(status="error", error="out of memory (MemoryError inside the run)")
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded run

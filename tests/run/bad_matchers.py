@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import ClassVar
 
@@ -110,3 +111,85 @@ class Flaky(_Base):
             raise RuntimeError(msg)
         ids = self._ids(ctx)
         return MatchResult(clusters=pa.table({"record_id": ids, "cluster_id": ids}))
+
+
+class WrongColumns(_Base):
+    name: ClassVar[str] = "wrong-columns"
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        ids = self._ids(ctx)
+        return MatchResult(clusters=pa.table({"id": ids, "cluster": ids}))
+
+
+class Segfaults(_Base):
+    name: ClassVar[str] = "segfaults"
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+        raise AssertionError("unreachable")
+
+
+class Naps(_Base):
+    """Slow but correct: singletons after a two-second nap (keeps a run in progress)."""
+
+    name: ClassVar[str] = "naps"
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        time.sleep(2)
+        ids = self._ids(ctx)
+        return MatchResult(clusters=pa.table({"record_id": ids, "cluster_id": ids}))
+
+
+class Peeks(_Base):
+    """Tries to read the truth: through DuckDB by absolute path and by a glob relative to
+    its working directory, and through the job file; scores itself with what it finds,
+    else returns singletons. ``diagnostics["attempts"]`` says how each attempt ended."""
+
+    name: ClassVar[str] = "peeks"
+
+    def __init__(self, dataset: str = "", glob: str = "") -> None:
+        self.dataset = dataset
+        self.glob = glob
+
+    def match(self, ctx: MatchContext) -> MatchResult:
+        import json
+        import sys
+        from pathlib import Path
+
+        import pyarrow.parquet as pq
+
+        def from_job() -> list[tuple[int, int]]:
+            job = json.loads(Path(sys.argv[1]).read_text())
+            for value in job.values():
+                truth = Path(str(value)) / "truth" / "records.parquet"
+                if truth.is_file():
+                    t = pq.read_table(truth)
+                    return list(
+                        zip(t["record_id"].to_pylist(), t["person_id"].to_pylist(), strict=True)
+                    )
+            raise LookupError(f"the job names no dataset: {sorted(job)}")
+
+        sql = "SELECT record_id, person_id FROM read_parquet('{}')"
+        tries = {
+            "absolute": lambda: ctx.con.sql(
+                sql.format(f"{self.dataset}/truth/records.parquet")
+            ).fetchall(),
+            "relative glob": lambda: ctx.con.sql(sql.format(self.glob)).fetchall(),
+            "job file": from_job,
+        }
+        attempts, truth = {}, {}
+        for what, attempt in tries.items():
+            try:
+                truth = truth or dict(attempt())
+                attempts[what] = "read the truth"
+            except Exception as exc:  # noqa: BLE001 - each attempt reports how it failed
+                attempts[what] = f"{type(exc).__name__}: {exc}"
+        ids = self._ids(ctx)
+        clusters = [truth.get(i, -i) for i in ids]
+        return MatchResult(
+            clusters=pa.table({"record_id": ids, "cluster_id": clusters}),
+            diagnostics={"attempts": attempts, "cwd": os.getcwd()},
+        )

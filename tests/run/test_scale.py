@@ -67,6 +67,7 @@ def test_format_and_nearest_size() -> None:
     assert persons_for(1, 2.5) == 1
 
 
+@pytest.mark.slow  # generates two sizes and runs a suite in worker processes
 def test_scale_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # datasets/generated/ lands in the temporary directory
     results = tmp_path / "results"

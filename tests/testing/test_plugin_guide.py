@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.testing import check_matcher
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
 
 def _example_source() -> str:

@@ -7,6 +7,9 @@ import pytest
 from bench.run.runner import run_suite
 from bench.run.suite import load_suite
 
+#: generates each scenario preset.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def email_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:

@@ -14,7 +14,10 @@ from bench.data.datagen import GENERATOR_VERSION, HAZARDS, describe, ensure_gene
 from bench.data.dataset import Dataset, fingerprint
 from bench.data.recipes import load_recipe
 
-ROOT = Path(__file__).resolve().parent.parent
+#: generates whole datasets (and once in a second process).
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gen(tmp: Path, name: str, seed: int, **over: object) -> Path:

@@ -28,6 +28,9 @@ from bench.sql import engine
 from bench.testing import fixture_labels, fixture_records, fixture_tables, run_on
 from matchers.anonymous import AnonymousSupervised, fellegi_sunter_supervised
 
+#: generates datasets and runs suites in worker processes.
+pytestmark = pytest.mark.slow
+
 
 def _truth(path: Path, persons: int, per_person: int = 3) -> Path:
     rows = [(p * 1000 + k, p) for p in range(persons) for k in range(per_person)]

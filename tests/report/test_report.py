@@ -26,7 +26,7 @@ from bench.report.records import matcher_lens, series
 from bench.report.style import LENS_ORDER, LENS_STYLES, config_label, short_labels
 from bench.report.sweep import find_sweep
 
-FIXTURE = Path(__file__).parent / "fixtures" / "results" / "demo"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "demo"
 SMALL = "cdp-realistic-small-s42"
 
 
@@ -50,6 +50,7 @@ def _sidecar(suite: Path, name: str) -> dict[str, Any]:
     return json.loads((suite / "figures" / f"{name}.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_report_files_exist(built: Path) -> None:
     assert (built / "report.md").is_file()
     assert (built / "report.html").is_file()
@@ -57,6 +58,7 @@ def test_report_files_exist(built: Path) -> None:
     assert "![Quality vs throughput](figures/pareto.png)" in md
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_html_is_self_contained(built: Path) -> None:
     text = (built / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", text)
@@ -64,6 +66,7 @@ def test_html_is_self_contained(built: Path) -> None:
     assert text.count('src="data:image/png;base64,') == len(list((built / "figures").glob("*.png")))
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_single_dataset_figures_are_drawn_for_every_dataset(built: Path) -> None:
     names = {r["dataset"]["name"] for r in _records() if r["status"] == "ok"}
     figures = built / "figures"
@@ -78,6 +81,7 @@ def test_single_dataset_figures_are_drawn_for_every_dataset(built: Path) -> None
         assert all(s["figure"] == figure and s["run_ids"] for s in sidecars)
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_every_figure_drawn_with_png_svg_sidecar(built: Path) -> None:
     figures = built / "figures"
     assert len(FIGURES) >= 6
@@ -88,6 +92,7 @@ def test_every_figure_drawn_with_png_svg_sidecar(built: Path) -> None:
         assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_sidecars_name_the_runs_behind_each_figure(built: Path) -> None:
     recs = _records()
     small = lambda r: r["dataset"]["name"] == SMALL  # noqa: E731
@@ -111,6 +116,7 @@ def test_sidecars_name_the_runs_behind_each_figure(built: Path) -> None:
         assert not failed & set(_sidecar(built, name)["run_ids"])
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_captions_name_the_winners(built: Path) -> None:
     pareto = _sidecar(built, "pareto")["caption"]
     assert "highest B-cubed F1 is 0.910 (splink" in pareto
@@ -126,6 +132,7 @@ def test_captions_name_the_winners(built: Path) -> None:
     )
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_failed_and_skipped_runs_are_reported(built: Path) -> None:
     reason = "memory limit exceeded: resident memory reached 6231 MiB > limit 6144 MiB; killed"
     for doc, escape in (("report.md", str), ("report.html", html.escape)):
@@ -134,6 +141,7 @@ def test_failed_and_skipped_runs_are_reported(built: Path) -> None:
         assert "the dataset has no tables/identifier_hour table" in text, doc
 
 
+@pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_same_matcher_same_colour_everywhere(built: Path) -> None:
     colours = [_sidecar(built, name)["colours"] for name in FIGURES]
     for lab in ("splink", "exact keys=email", "exact keys=phone"):
@@ -170,6 +178,7 @@ def test_empty_suite_still_writes_a_report(tmp_path: Path) -> None:
     assert out.is_file() and "No run records" in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # draws a figure end to end
 def test_plot_one(tmp_path: Path) -> None:
     suite = tmp_path / "demo"
     shutil.copytree(FIXTURE, suite)

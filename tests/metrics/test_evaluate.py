@@ -466,6 +466,7 @@ partitions = st.integers(min_value=2, max_value=12).flatmap(
 )
 
 
+@pytest.mark.slow  # many random cases against a brute-force enumeration of pairs
 @settings(max_examples=40, deadline=None)
 @given(partitions)
 def test_sweep_and_hazards_match_brute_force(con, case):

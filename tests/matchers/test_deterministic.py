@@ -12,7 +12,6 @@ import pytest
 
 from bench.api import MatchContext, UnsupportedInput
 from bench.sql.engine import connect, materialise
-from bench.sql.graph import connected_components
 from matchers.bridges import LoginBridge
 from matchers.cascade import Cascade, CascadeGuarded
 from matchers.normalise import (
@@ -201,38 +200,6 @@ def test_chain_of_64_is_one_cluster(order):
     labels = run(Cascade(rules=[["email"], ["phone"]]), rows)
     assert len(set(labels.values())) == 1
     assert set(labels.values()) == {min(ids)}
-
-
-def test_connected_components_matches_union_find():
-    rng = random.Random(3)
-    nodes = [rid(i) for i in range(400)]
-    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(300)]
-    parent = {n: n for n in nodes}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    comp: dict[int, list[int]] = {}
-    for n in {x for e in edges for x in e}:
-        comp.setdefault(find(n), []).append(n)
-    expected = {n: min(members) for members in comp.values() for n in members}
-
-    con = connect(threads=2)
-    con.sql(
-        "CREATE TABLE e AS SELECT * FROM (SELECT unnest(?::BIGINT[]) AS a, unnest(?::BIGINT[]) AS b)",
-        params=[[a for a, _ in edges], [b for _, b in edges]],
-    )
-    res = connected_components(con, "SELECT a, b FROM e", lambda s: f"__idbench_m_{s}")
-    got = dict(con.sql(f"SELECT node, label FROM {res.table}").fetchall())
-    con.close()
-    assert {n: got.get(n, n) for n in expected} == expected
 
 
 def test_row_order_invariance():

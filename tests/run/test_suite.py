@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,19 @@ def test_bundled_suites_load_and_name_known_recipes() -> None:
     [
         ('name = "../escape"\n' + OK, "must be letters, digits"),
         ('memory_limit = "0GB"\n' + OK, "must be positive"),
+        ("memory_limit = -5\n" + OK, "must be positive"),
+        ("timeout_s = nan\n" + OK, "timeout_s must be a finite number > 0, got nan"),
+        ("timeout_s = inf\n" + OK, "timeout_s must be a finite number > 0, got inf"),
+        ("timeout_s = -inf\n" + OK, "timeout_s must be a finite number > 0"),
+        ("timeout_s = -3\n" + OK, "timeout_s must be a finite number > 0, got -3"),
+        ("timeout_s = 0.0\n" + OK, "timeout_s must be a finite number > 0"),
     ],
 )
 def test_suite_names_and_limits_are_checked(tmp_path: Path, text: str, needle: str) -> None:
-    with pytest.raises(SuiteError, match=needle):
-        load_suite(_write(tmp_path, text))
+    path = _write(tmp_path, text)
+    with pytest.raises(SuiteError, match=re.escape(needle)) as info:
+        load_suite(path)
+    assert str(path) in str(info.value)
 
 
 def test_run_keys_depend_on_the_seed() -> None:

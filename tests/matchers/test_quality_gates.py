@@ -39,6 +39,9 @@ from bench.run.execution import load_inputs, run_matcher
 from bench.run.registry import load_matcher_class
 from bench.sql import engine
 
+#: every gate generates a dataset and runs a matcher on it.
+pytestmark = pytest.mark.slow
+
 SEED = 1
 THREADS = 2
 
@@ -148,5 +151,5 @@ def test_quality_floor(
     assert not below, (
         f"{name} on {data} (tiny, seed {SEED}) fell below its quality floor: "
         f"measured {measured}, floors {floors}. If the drop is intended, re-measure and "
-        "update the floor and its comment in tests/test_quality_gates.py."
+        "update the floor and its comment in tests/matchers/test_quality_gates.py."
     )

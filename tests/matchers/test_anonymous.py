@@ -25,6 +25,9 @@ from matchers.bridges import LoginBridge
 from matchers.cascade import CascadeGuarded
 from matchers.hybrid import Hybrid
 
+#: generates tiny anonymous datasets and runs the cross-device matchers on them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
