@@ -155,8 +155,10 @@ def _log_path(store: RunStore, key: str) -> Path:
 def _job(run: PlannedRun, suite: Suite, staging: Path, tmp: Path) -> dict[str, Any]:
     """The job description the worker (:mod:`bench.run.worker`) reads.
 
-    It names no path into the dataset: the matcher may read the job file too.
+    It names no path into the dataset: the matcher may read the job file too. Every path
+    is absolute: the worker changes its working directory to the inputs folder.
     """
+    tmp, staging = tmp.resolve(), staging.resolve()
     return {
         "inputs_dir": str(tmp / "inputs"),
         "spill_dir": str(tmp / "spill"),
@@ -167,7 +169,7 @@ def _job(run: PlannedRun, suite: Suite, staging: Path, tmp: Path) -> dict[str, A
         "memory_limit_bytes": suite.memory_limit_bytes,
         "staging_dir": str(staging),
         "result_path": str(tmp / "result.json"),
-        "python_path": [str(p) for p in suite.python_path],
+        "python_path": [str(Path(p).resolve()) for p in suite.python_path],
     }
 
 

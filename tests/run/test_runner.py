@@ -32,6 +32,18 @@ path = "{dataset}"
     return path
 
 
+def test_a_relative_results_folder_works(
+    tmp_path: Path, fixture_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make run` stores under the relative `results/`; the run process changes its working
+    # directory to its staged inputs, so every path it is given must be absolute
+    monkeypatch.chdir(tmp_path)
+    suite = load_suite(_suite(tmp_path, fixture_dataset, '[[matchers]]\nname = "exact"'))
+    (rec,) = run_suite(suite, results_root=Path("results"))
+    assert rec["status"] == "ok", rec.get("error")
+    assert (tmp_path / "results" / "t" / "raw" / rec["run_key"] / "clusters.parquet").is_file()
+
+
 def test_good_runs_store_records_with_metrics(tmp_path: Path, fixture_dataset: Path) -> None:
     suite = load_suite(
         _suite(
