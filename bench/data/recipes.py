@@ -336,6 +336,8 @@ def _check_consistency(where: str, params: dict[str, dict[str, Any]]) -> None:
         raise _fail(where, "networks.office_egress_ips", "an office has at least 1 egress IP")
     if params["networks"]["cgnat_subscribers_per_ip"] < 1:
         raise _fail(where, "networks.cgnat_subscribers_per_ip", "must be at least 1")
+    if params["networks"]["sample_share"] <= 0:
+        raise _fail(where, "networks.sample_share", "must be above 0 (the sample's share)")
     if params["networks"]["hotspot_users_per_day"] < 1:
         raise _fail(where, "networks.hotspot_users_per_day", "must be at least 1")
     src = params["sources"]

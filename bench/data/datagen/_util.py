@@ -70,6 +70,15 @@ def prob_in_horizon(per_year: float, horizon_days: float) -> float:
     return float(min(1.0, per_year * horizon_days / 365.0))
 
 
+def population_count(sampled: int, sample_share: float) -> int:
+    """Entities of the population of which ``sampled`` is a ``sample_share`` sample.
+
+    Networks are sized to the population (``networks.sample_share``), never to the
+    sample, so sampled persons meet on an IP as rarely as the real density implies.
+    """
+    return int(np.ceil(sampled / sample_share)) if sampled else 0
+
+
 def group_offsets(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """For keys sorted ascending: (start offset, count) per group 0..n_groups-1."""
     counts = np.bincount(keys, minlength=n_groups)

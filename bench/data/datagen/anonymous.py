@@ -1,16 +1,25 @@
 """Anonymous sources: one record per cookie / mobile ad id, and their evidence.
 
-Evidence is aggregated per identifier as in the public cross-device challenges: for each
-identifier up to ``events.max_sessions`` session-days are sampled within its lifetime;
-each session has a network (home / office / cellular / public wifi, by device type), an
-hour (diurnal profile by device type) and a share of the identifier's events. Sessions
-are aggregated into ``identifier_ip``, ``identifier_hour``; ``identifier_domain`` mixes
-the person's favourite domains with Zipf-drawn popular ones. Work is done in chunks of
-identifiers (in record order) and each chunk is written at once, so memory stays flat.
+Evidence is aggregated per identifier as in the public cross-device challenges: each
+identifier has one session-day per active day (a Binomial draw over its lifetime's days
+at its device's daily activity), thinned to ``events.session_share`` of its active days
+and capped at ``events.max_sessions``, so the evidence
+grows with identifiers x active days: a year-long ad id has a year of evidence, a 3-day
+cookie three days. Each session has a network (home / office / cellular / public wifi, by
+device type), an hour (diurnal profile by device type) and a share of the identifier's
+events. Sessions are aggregated into ``identifier_ip``, ``identifier_hour``;
+``identifier_domain`` mixes the person's favourite domains with Zipf-drawn popular ones.
+Work is done in chunks of identifiers (in record order, at most :data:`SESSION_BUDGET`
+sessions each) and each chunk is written at once, so memory stays flat.
+
+``ip_stats.identifiers`` counts the sampled identifiers seen on an address;
+``ip_stats.population_identifiers`` adds the unsampled users a real platform would also
+see there (a Poisson draw at the kind's population load, see :meth:`EvidenceWriter.ip_stats`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,11 +37,13 @@ from bench.data.datagen._util import (
     zipf_cdf,
 )
 from bench.data.datagen.formats import cookie_key_rows, maid_strings, user_agents
-from bench.data.datagen.network import KINDS, Networks
+from bench.data.datagen.network import KINDS, Networks, kind_of
 from bench.data.datagen.sources import Rendered
 from bench.data.datagen.world import World, is_apple
 
 CHUNK = 400_000
+#: Upper bound of sampled sessions per chunk (memory: ~100 bytes per session).
+SESSION_BUDGET = 4_000_000
 
 IDENTIFIER_IP_SCHEMA = pa.schema(
     [
@@ -168,6 +179,7 @@ class EvidenceWriter:
         p = w.params["events"]
         self.per_day = np.array([p["per_day"][t] for t in vocab.DEVICE_TYPES])
         self.max_sessions = int(p["max_sessions"])
+        self.session_share = float(p["session_share"])
         self.domain_cdf = zipf_cdf(int(p["domains"]), p["domain_zipf"])
         self.domains = pl.Series(vocab.domain_names(int(p["domains"])).tolist(), dtype=pl.String)
         self.hours = np.stack([vocab.HOUR_PROFILE[t] for t in vocab.DEVICE_TYPES])
@@ -217,7 +229,10 @@ class EvidenceWriter:
         n_days = np.ceil(length).astype(np.int64)
         active = np.maximum(1, rng.binomial(n_days, ids.visit[lo:hi]))
         events = 1 + rng.poisson(self.per_day[dtype] * active)
-        s = np.minimum(active, self.max_sessions)
+        s = active
+        if self.session_share < 1.0:
+            s = np.maximum(1, rng.binomial(active, self.session_share))
+        s = np.minimum(s, self.max_sessions)
         k = np.repeat(np.arange(n), s)
         starts = np.concatenate(([0], np.cumsum(s)[:-1]))
         j = np.arange(len(k)) - starts[k]
@@ -310,10 +325,15 @@ class EvidenceWriter:
             )
         )
 
-    def ip_stats(self) -> pl.DataFrame:
-        """Per address: is_cellular, total events, distinct identifiers (over all chunks)."""
-        from bench.data.datagen.network import kind_of
+    def ip_stats(self, rng: np.random.Generator) -> pl.DataFrame:
+        """Per address: is_cellular, events, sampled and population identifiers.
 
+        ``population_identifiers`` adds the unsampled users of the address: a Poisson
+        draw whose mean is the kind's load per address in the population, i.e.
+        ``(1 - f) / f`` x (sampled identifier-address rows of the kind) / (addresses of
+        the kind in the population), with ``f`` the sample share. ``events`` counts the
+        sampled identifiers' events only.
+        """
         if not self.ip_parts:
             return pl.DataFrame(
                 schema={
@@ -321,6 +341,7 @@ class EvidenceWriter:
                     "is_cellular": pl.Boolean,
                     "events": pl.Int64,
                     "identifiers": pl.Int64,
+                    "population_identifiers": pl.Int64,
                     "kind": pl.String,
                 }
             )
@@ -332,14 +353,20 @@ class EvidenceWriter:
         )
         self.ip_parts = []
         ips = df.get_column("ip").to_numpy()
-        kind = kind_of(ips)
+        kind = kind_of(ips).astype(np.int64)
+        ids = df.get_column("identifiers").to_numpy()
+        f = self.nets.sample_share
+        rows = np.bincount(kind, weights=ids, minlength=len(KINDS))
+        pool = np.array([max(self.nets.pool_ips[k], 1) for k in KINDS], np.float64)
+        load = (1.0 - f) / f * rows / pool
         return pl.DataFrame(
             {
                 "ip": ip_strings(ips),
                 "is_cellular": kind == 2,
                 "events": df.get_column("events").cast(pl.Int64),
-                "identifiers": df.get_column("identifiers"),
-                "kind": pl.Series(list(KINDS), dtype=pl.String).gather(kind.astype(np.int64)),
+                "identifiers": ids,
+                "population_identifiers": ids + rng.poisson(load[kind]),
+                "kind": pl.Series(list(KINDS), dtype=pl.String).gather(kind),
             }
         )
 
@@ -356,11 +383,24 @@ def write_evidence(
     ev = EvidenceWriter(w, nets, sinks)
     n = len(ids.device)
     hz: dict[str, list[np.ndarray]] = {}
-    for lo in range(0, n, CHUNK):
-        hi = min(n, lo + CHUNK)
+    bounds = chunk_bounds(ids, ev.max_sessions)
+    for lo, hi in itertools.pairwise(bounds.tolist()):
         for name, mask in ev.chunk(rng, ids, lo, hi).items():
             hz.setdefault(name, []).append(mask)
         if progress:
             progress(hi / max(n, 1))
     masks = {k: np.concatenate(v) for k, v in hz.items()}
-    return masks, ev.ip_stats()
+    return masks, ev.ip_stats(rng)
+
+
+def chunk_bounds(ids: Identifiers, max_sessions: int) -> np.ndarray:
+    """Chunk boundaries over identifiers: at most :data:`CHUNK` identifiers and about
+    :data:`SESSION_BUDGET` sessions each (bounded by lifetime days, capped per identifier).
+    """
+    n = len(ids.device)
+    bound = np.minimum(np.ceil(np.maximum(ids.end - ids.start, 1e-3)), max_sessions)
+    cum = np.cumsum(bound)
+    total = float(cum[-1]) if n else 0.0
+    by_sessions = np.searchsorted(cum, np.arange(SESSION_BUDGET, total, SESSION_BUDGET))
+    by_count = np.arange(CHUNK, n, CHUNK)
+    return np.unique(np.concatenate(([0], by_sessions, by_count, [n]))).astype(np.int64)

@@ -1,10 +1,21 @@
 """Networks and IP leases as pure functions of (network, time): nothing is materialised.
 
-Home networks renumber daily (a share of them) or on a fixed cycle; at any moment the
-lease is a bijection from households onto a pool (no two households hold one address at
-once), and the bijection changes per lease epoch, so an address passes from household to
-household over time. Offices hold 1-4 static egress addresses; mobile carriers put
-``cgnat_subscribers_per_ip`` devices behind each public address; hotspots have one each.
+Every network is sized to the **population** the sample is drawn from (the world's
+persons are a ``networks.sample_share`` share of it), so the sampled persons that meet
+on one IP are the real density times the sampling share, whatever ``world.persons``:
+
+- home networks serve the population's households: a small share renumber daily, the
+  rest every ``home_renumber_days`` days with staggered phases (one group of households
+  per day of the cycle, each group its own slice of the pool). At any moment the lease
+  is a bijection from households onto a pool (no two households hold one address at
+  once), and it changes per lease epoch, so an address passes from household to
+  household over time; sampled households hold population ranks spread over the pool;
+- mobile carriers put ``cgnat_subscribers_per_ip`` of the population's mobile devices
+  behind each public address; a session takes any address of the pool;
+- offices are drawn with their sizes for the population (:mod:`.world.population`) and
+  hold 1-4 static egress addresses;
+- hotspots: the population's daily public-wifi users over ``hotspot_users_per_day``.
+
 The kinds live in disjoint address ranges so ``ip_stats.is_cellular`` and
 ``truth/ips.kind`` follow from the address.
 """
@@ -13,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data.datagen._util import splitmix64
+from bench.data.datagen import vocab
+from bench.data.datagen._util import population_count, splitmix64
 from bench.data.datagen.world import World
 
 KINDS = ("home", "office", "cellular", "public_wifi")
@@ -23,6 +35,9 @@ OFFICE_BASE = 12 << 24
 CELL_BASE = (172 << 24) | (56 << 16)
 WIFI_BASE = 98 << 24
 _SPAN = 1 << 24
+#: Address range sizes: the home pools serve whole populations (up to ~670M persons).
+HOME_DAILY_SPAN = 1 << 25
+HOME_CYCLE_SPAN = 1 << 28
 
 
 def _next_prime(n: int) -> int:
@@ -35,25 +50,51 @@ def _next_prime(n: int) -> int:
 
 
 class Networks:
-    """IP lookups for one world; all methods are vectorised over numpy arrays."""
+    """IP lookups for one world; all methods are vectorised over numpy arrays.
+
+    Attributes ``n_daily_pop``, ``n_cycle_pop`` (population households per renumbering
+    class), ``n_cell`` and ``n_wifi`` (population-sized pools) and ``pool_ips`` (addresses
+    per kind in the population) size the networks.
+    """
 
     def __init__(self, w: World) -> None:
         p = w.params["networks"]
+        f = float(p["sample_share"])
         self.w = w
-        self.n_daily = int(w.hh_daily_ip.sum())
-        self.p_daily = _next_prime(self.n_daily + 1)
-        self.p_cycle = _next_prime(w.n_households - self.n_daily + 1)
+        self.sample_share = f
+        n_daily = int(w.hh_daily_ip.sum())
+        self.n_daily_pop = population_count(n_daily, f)
+        self.n_cycle_pop = population_count(w.n_households - n_daily, f)
+        self.p_daily = _next_prime(self.n_daily_pop + 1)
         self.cycle_days = max(int(p["home_renumber_days"]), 1)
-        n_mobile = max(1, len(w.d_person))
-        self.n_cell = max(1, n_mobile // max(int(p["cgnat_subscribers_per_ip"]), 1))
-        # Hotspots: about `hotspot_users_per_day` persons per hotspot per day when 5% of
-        # sessions are on public wifi (assumption on daily reach).
-        share = p["public_wifi_session_share"]
-        self.n_wifi = max(1, int(w.n_persons * share / max(int(p["hotspot_users_per_day"]), 1)))
+        # One slice of the cycle pool per phase group (renumbering on a day of the cycle).
+        self.p_group = _next_prime(-(-self.n_cycle_pop // self.cycle_days) + 1)
+        mobile = np.isin(w.d_type, [vocab.DEVICE_TYPES.index(t) for t in ("phone", "tablet")])
+        n_mobile = population_count(int(mobile.sum()), f)
+        self.n_cell = max(1, round(n_mobile / max(int(p["cgnat_subscribers_per_ip"]), 1)))
+        # Hotspots: the population's persons on public wifi on a day (one session-share of
+        # them, assumption on daily reach) over the users a hotspot serves per day.
+        daily_users = population_count(w.n_persons, f) * p["public_wifi_session_share"]
+        self.n_wifi = max(1, round(daily_users / max(int(p["hotspot_users_per_day"]), 1)))
+        self.pool_ips = {
+            "home": self.n_daily_pop + self.n_cycle_pop,
+            "office": int(w.office_egress[: w.n_offices].sum()),
+            "cellular": self.n_cell,
+            "public_wifi": self.n_wifi,
+        }
         self.salt = np.uint64(w.salt)
-        for name, n in (("daily", self.p_daily), ("cycle", self.p_cycle), ("cell", self.n_cell)):
-            if n >= _SPAN:
-                msg = f"networks: the {name} pool ({n}) exceeds its address range"
+        for name, n, span in (
+            ("daily home", self.p_daily, HOME_DAILY_SPAN),
+            ("cycle home", self.p_group * self.cycle_days, HOME_CYCLE_SPAN),
+            ("office", self.pool_ips["office"], _SPAN),
+            ("cellular", self.n_cell, _SPAN),
+            ("public wifi", self.n_wifi, _SPAN),
+        ):
+            if n >= span:
+                msg = (
+                    f"networks: the {name} pool ({n} addresses) exceeds its address range "
+                    f"({span}); raise networks.sample_share"
+                )
                 raise ValueError(msg)
 
     def _affine(self, rank: np.ndarray, epoch: np.ndarray, prime: int, tag: int) -> np.ndarray:
@@ -73,8 +114,11 @@ class Networks:
             out[daily] = HOME_DAILY_BASE + self._affine(rank[daily], d[daily], self.p_daily, 1)
         c = ~daily
         if c.any():
-            ep = d[c] // self.cycle_days
-            out[c] = HOME_CYCLE_BASE + self._affine(rank[c], ep, self.p_cycle, 2)
+            # Phase group g renumbers on day g of the cycle; each group has its own slice.
+            g = rank[c] % self.cycle_days
+            ep = (d[c] + g) // self.cycle_days * self.cycle_days + g
+            sub = self._affine(rank[c] // self.cycle_days, ep, self.p_group, 2)
+            out[c] = HOME_CYCLE_BASE + g * self.p_group + sub
         return out
 
     def office(self, rng: np.random.Generator, office: np.ndarray) -> np.ndarray:

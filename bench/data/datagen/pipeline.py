@@ -36,7 +36,7 @@ from bench.data.recipes import Recipe, load_recipe
 log = logging.getLogger(__name__)
 
 #: Bump when the same recipe + seed would produce different bytes.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 Progress = Callable[[str, float], None]
 

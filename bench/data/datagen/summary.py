@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.data.datagen.realism import realism
 from bench.data.dataset import Dataset
 from bench.sql import engine
 
@@ -15,7 +16,9 @@ def describe(path: str | Path) -> dict[str, Any]:
     Returns a JSON-able dict with ``records_by_source``, ``hazards`` (records per tag),
     ``records_per_person`` (overall and per source group: mean and quantiles),
     ``identifiers_per_person`` (per identifier type), ``tables`` (row counts) and
-    ``persons`` / ``households``.
+    ``persons`` / ``households``, and ``realism`` (see :mod:`.realism`: identifiers per
+    person per month, sampled persons per IP by kind, true pairs meeting on an IP,
+    evidence rows per identifier, true pairs per pair class).
     """
     ds = Dataset.open(path)
     con = engine.connect(threads=2)
@@ -69,9 +72,10 @@ def describe(path: str | Path) -> dict[str, Any]:
             """SELECT count(DISTINCT person_id) AS persons_with_records,
                       count(DISTINCT household_id) AS households_with_records FROM t""",
         )
+        counts = ds.manifest.get("counts", {})
+        real = realism(con, truth, ds.tables, int(counts.get("persons") or 0))
     finally:
         con.close()
-    counts = ds.manifest.get("counts", {})
     return {
         "name": ds.name,
         "fingerprint": ds.fingerprint,
@@ -90,4 +94,5 @@ def describe(path: str | Path) -> dict[str, Any]:
             r["id_type"]: {k: v for k, v in r.items() if k != "id_type"} for r in ids
         },
         "tables": {k: v for k, v in (ds.manifest.get("rows") or {}).items()},
+        "realism": real,
     }

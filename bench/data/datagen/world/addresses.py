@@ -6,7 +6,13 @@ import numpy as np
 import polars as pl
 
 from bench.data.datagen import vocab
-from bench.data.datagen._util import INF, prob_in_horizon, splitmix64, zipf_cdf
+from bench.data.datagen._util import (
+    INF,
+    population_count,
+    prob_in_horizon,
+    splitmix64,
+    zipf_cdf,
+)
 from bench.data.datagen.world.state import World
 
 
@@ -58,11 +64,23 @@ def build_addresses(rng: np.random.Generator, w: World) -> None:
     w.hh_move_t = np.where(moves, rng.random(n_h) * w.horizon, INF)
     w.hh_city = city0
     w.hh_daily_ip = rng.random(n_h) < p["networks"]["home_daily_renumber_share"]
-    # Rank within the renumbering class: the per-lease bijection works on ranks.
-    w.hh_ip_rank = np.zeros(n_h, np.int64)
-    for flag in (True, False):
-        m = w.hh_daily_ip == flag
-        w.hh_ip_rank[m] = np.arange(int(m.sum()))
+    w.hh_ip_rank = _population_ranks(rng, w.hh_daily_ip, p["networks"]["sample_share"])
+
+
+def _population_ranks(rng: np.random.Generator, daily: np.ndarray, share: float) -> np.ndarray:
+    """Each household's rank among the population's households of its renumbering class.
+
+    The per-lease bijection of :mod:`bench.data.datagen.network` works on ranks; the
+    sampled households take one rank in each stretch of ``1 / share`` population ranks,
+    so they spread over the whole pool and never share a rank.
+    """
+    rank = np.zeros(len(daily), np.int64)
+    u = rng.random(len(daily))
+    for flag in (True, False):  # the two renumbering classes
+        m = np.flatnonzero(daily == flag)
+        n_pop = population_count(len(m), share)
+        rank[m] = np.floor((np.arange(len(m)) + u[m]) * (n_pop / max(len(m), 1))).astype(np.int64)
+    return rank
 
 
 def address_at(w: World, hh: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

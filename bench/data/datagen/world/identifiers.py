@@ -15,6 +15,8 @@ def build_cookies(rng: np.random.Generator, w: World, *, materialise: bool = Tru
     With ``materialise=False`` only the per-browser rates are kept: first-party-only
     scenarios need cookie ids at a few order times, which :func:`cookie_keys_lazy`
     draws from the same renewal process without simulating every cookie.
+    ``cookies.observed_share`` thins the materialised cookies (a uniform sample of
+    lifetimes the platform sees); the lazy keys are not thinned.
     """
     p = w.params["cookies"]
     scope = p["scope"]
@@ -66,6 +68,10 @@ def build_cookies(rng: np.random.Generator, w: World, *, materialise: bool = Tru
     c_itp = np.zeros(nc, bool)
     c_itp[~last] |= itp_reset[rst[b[~last]] + k[~last]]
     c_itp[nz] |= itp_reset[rst[b[nz]] + k[nz] - 1]
+    if p["observed_share"] < 1.0:
+        # The platform observes a sample of cookie lifetimes (records, evidence, logins).
+        seen = rng.random(nc) < p["observed_share"]
+        b, c_start, c_end, c_itp = b[seen], c_start[seen], c_end[seen], c_itp[seen]
     w.c_browser, w.c_start, w.c_end, w.c_itp = b, c_start, c_end, c_itp
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from bench.data.datagen import vocab
-from bench.data.datagen._util import INF, categorical, prob_in_horizon
+from bench.data.datagen._util import INF, categorical, population_count, prob_in_horizon
 from bench.data.datagen.world.state import World
 
 
@@ -132,7 +132,12 @@ def _person_names(rng: np.random.Generator, w: World) -> None:
 
 
 def _offices(rng: np.random.Generator, w: World) -> None:
-    """Offices with sizes drawn log-uniformly in the configured range; adults join one."""
+    """Offices of the population, sizes log-uniform in the configured range; adults join one.
+
+    The offices are drawn for the population (``networks.sample_share``), and sampled
+    employees join them in proportion to size: an office of 2,000 holds about
+    2,000 x sample share sampled persons, whatever ``world.persons``.
+    """
     p = w.params["networks"]
     n = w.n_persons
     lo, hi = p["office_size"]
@@ -140,7 +145,8 @@ def _offices(rng: np.random.Generator, w: World) -> None:
     n_emp = int(employed.sum())
     if n_emp:
         mean_size = (hi - lo) / max(np.log(hi / max(lo, 1)), 1e-9) if hi > lo else max(lo, 1)
-        n_off = max(1, round(n_emp / mean_size))
+        # At least one office when anyone is employed (not a scaling floor).
+        n_off = max(1, round(population_count(n_emp, p["sample_share"]) / mean_size))
         osz = np.exp(rng.uniform(np.log(max(lo, 1)), np.log(max(hi, 1)), n_off))
         cdf = np.cumsum(osz / osz.sum())
         cdf[-1] = 1.0
