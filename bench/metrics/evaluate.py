@@ -8,8 +8,9 @@ The clusters are joined to the truth and the records once (``ev_base``, see
 :mod:`bench.metrics.tables`); one contingency table for all truth levels feeds the
 partition metrics of :mod:`bench.metrics.core` and every error-explaining metric: blocking,
 stage attribution and threshold sweeps (:mod:`bench.metrics.pairs`), hazards
-(:mod:`bench.metrics.hazards`), the anonymous task (:mod:`bench.metrics.anonymous`),
-business impact (:mod:`bench.metrics.business`) and months
+(:mod:`bench.metrics.hazards`), the two lenses (:mod:`bench.metrics.lenses`: the
+anonymous task over the horizon and per observation window, pair classes, evidence
+ceilings), business impact (:mod:`bench.metrics.business`) and months
 (:mod:`bench.metrics.temporal`). Nothing is quadratic in cluster size: the cost is
 O(records + candidate pairs).
 
@@ -33,9 +34,9 @@ import numpy as np
 from bench.data.dataset import Dataset
 from bench.data.labels import TRAINING_RECORDS_FILE, training_sample
 from bench.metrics import core as metrics
-from bench.metrics.anonymous import anonymous_metrics
 from bench.metrics.business import DEFAULT_TOP_K, business_metrics
 from bench.metrics.hazards import hazard_metrics
+from bench.metrics.lenses import lens_metrics
 from bench.metrics.pairs import (
     build_score_table,
     candidate_metrics,
@@ -45,6 +46,7 @@ from bench.metrics.pairs import (
 )
 from bench.metrics.tables import LEVELS, EvalTables, build_base, build_levels
 from bench.metrics.temporal import monthly_metrics
+from bench.metrics.windows import DEFAULT_WINDOW_DAYS
 from bench.sql import engine
 
 if TYPE_CHECKING:
@@ -71,6 +73,9 @@ RECORD_KEYS: tuple[str, ...] = (
     "threshold_summary",
     "hazards",
     "anonymous",
+    "anonymous_windows",
+    "segments",
+    "ceilings",
     "business",
     "monthly",
     "heldout",
@@ -361,13 +366,12 @@ def _error_metrics(
     cost: dict[str, Any] | None,
     timed: _StepTimer,
 ) -> dict[str, Any]:
-    """``hazards``, ``anonymous``, ``business`` and ``monthly``."""
+    """``hazards``, ``business`` and ``monthly``."""
     result: dict[str, Any] = {"hazards": None}
     hazards = dataset.truth_tables.get("hazards")
     if hazards is not None:
         engine.register_parquet(con, "hazards", hazards)
         result["hazards"] = timed("hazards", lambda: hazard_metrics(con, tables, "hazards", core))
-    result["anonymous"] = timed("anonymous", lambda: anonymous_metrics(con, tables))
     result["business"] = timed(
         "business",
         lambda: business_metrics(con, tables, core, top_k=top_k, cost=cost),
@@ -385,6 +389,7 @@ def evaluate_run(
     threshold: float | None = None,
     top_k: int = DEFAULT_TOP_K,
     heldout_seed: int | None = None,
+    window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> dict[str, Any]:
     """All metrics of the run whose raw outputs are in ``raw_dir``.
 
@@ -410,6 +415,9 @@ def evaluate_run(
         :func:`bench.data.labels.training_sample`), so every matcher of a suite with a
         supervised one can be compared on the same persons. ``None``: ``heldout`` is
         ``None``.
+    window_days
+        Length of the observation windows of ``anonymous_windows``
+        (:mod:`bench.metrics.windows`).
 
     Returns
     -------
@@ -422,7 +430,10 @@ def evaluate_run(
         every metric cover the evaluated records only. ``heldout``: ``{"seed",
         "training_records", "person", "household"}`` (see ``heldout_seed``) or
         ``None``. ``candidates``, ``threshold_summary``, ``anonymous``, ``business``:
-        level (``"person"``, ``"household"``) -> block. ``curves``, ``hazards``, ``monthly``: lists of flat
+        level (``"person"``, ``"household"``) -> block; so are ``segments`` (pair metrics
+        per pair class). ``anonymous_windows``: the anonymous task per observation window
+        (person truth). ``ceilings``: the dataset's evidence ceilings (cached in its
+        ``truth/``). ``curves``, ``hazards``, ``monthly``: lists of flat
         rows, each with a ``level``. A key is ``None`` where it does not apply (no pairs,
         no hazard table, no anonymous records, no timestamps). ``evaluation_timings``:
         seconds per step. Definitions are in each metric module's docstring.
@@ -470,6 +481,7 @@ def evaluate_run(
         result.update(
             _error_metrics(con, dataset, tables, core, top_k=top_k, cost=cost, timed=timed)
         )
+        result.update(lens_metrics(con, dataset, tables, window_days=window_days, timed=timed))
         result["heldout"] = None
         if heldout_seed is not None:
             result["heldout"] = timed(

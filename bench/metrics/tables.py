@@ -14,18 +14,21 @@ Tables (all in the evaluation connection, never in a matcher's):
     ``person_id``, ``household_id`` (a record without a known household is its own
     household, ``-1 - record_id``; NULL for every record when the truth has no
     households), ``is_anon`` (its ``source`` is an anonymous identifier such as a cookie
-    or a mobile ad id), ``amount`` (``DECIMAL(18, 4)``, NULL when the records have no
+    or a mobile ad id), ``is_device`` (its ``source`` is a mobile ad id, the *device* of
+    the Drawbridge challenge; such a record is also ``is_anon``), ``amount`` (``DECIMAL(18, 4)``, NULL when the records have no
     ``amount`` column) and ``month`` (the first day of the month of ``ts``, NULL when
     the records have no ``ts`` column).
 ``ev_grouped``, ``ev_grouped_<level>``
     The grouping sets of every level over ``ev_base``; the per-level views have the
     columns of :data:`bench.metrics.core.GROUPED_SQL` (``c``, ``e``, ``gc``, ``ge``, ``n``):
-    cells, cluster sizes and entity sizes with their record counts ``n``, and ``na``,
-    how many of those records are anonymous (``is_anon``).
+    cells, cluster sizes and entity sizes with their record counts ``n``, ``na``,
+    how many of those records are anonymous (``is_anon``), and ``nd``, how many are
+    devices (``is_device``).
 ``ev_cells_<level>``
     One row per non-empty (cluster, entity) cell: ``c``, ``e``, ``n`` (records in the
     cell), ``nc`` (records in the cluster) and ``ne`` (records of the entity); ``na``,
-    ``nca``, ``nea`` count the anonymous ones among them.
+    ``nca``, ``nea`` count the anonymous ones among them, ``nd``, ``ncd``, ``ned`` the
+    devices.
 
 Amounts are exact decimals and B-cubed-like averages are summed as scaled integers (see
 :mod:`bench.metrics.core`), so the same raw outputs always give the same bits whatever the
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANONYMOUS_SOURCES",
+    "DEVICE_SOURCES",
     "LEVELS",
     "EvalTables",
     "build_base",
@@ -60,6 +64,10 @@ LEVELS: dict[str, str] = {"person": "person_id", "household": "household_id"}
 
 #: ``records.source`` values that are anonymous identifiers (the DMP task).
 ANONYMOUS_SOURCES: tuple[str, ...] = ("cookie", "maid")
+
+#: ``records.source`` values that are devices (mobile ad ids) in the Drawbridge sense;
+#: every other anonymous source is a cookie.
+DEVICE_SOURCES: tuple[str, ...] = ("maid",)
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ def build_base(
     records: str,
     has_household: bool,
     anonymous_sources: Sequence[str] = ANONYMOUS_SOURCES,
+    device_sources: Sequence[str] = DEVICE_SOURCES,
 ) -> EvalTables:
     """Create ``ev_base`` from the clusters, the truth and the records.
 
@@ -109,6 +118,9 @@ def build_base(
     has_amount = "amount" in rcols
     has_month = "ts" in rcols
     anon = ", ".join(engine.literal(s) for s in anonymous_sources) or "NULL"
+    device = (
+        ", ".join(engine.literal(s) for s in device_sources if s in anonymous_sources) or "NULL"
+    )
     household = "COALESCE(t.household_id, -1 - t.record_id)" if has_household else "NULL"
     amount = "CAST(r.amount AS DECIMAL(18, 4))" if has_amount else "CAST(NULL AS DECIMAL(18, 4))"
     month = "CAST(date_trunc('month', r.ts) AS DATE)" if has_month else "CAST(NULL AS DATE)"
@@ -122,6 +134,7 @@ def build_base(
             t.person_id,
             {household} AS household_id,
             CASE WHEN r.source IN ({anon}) THEN TRUE ELSE FALSE END AS is_anon,
+            CASE WHEN r.source IN ({device}) THEN TRUE ELSE FALSE END AS is_device,
             {amount} AS amount,
             {month} AS month
         FROM {engine.quote_ident(clusters)} AS k
@@ -154,16 +167,17 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
 
     keys = [("c", "gc")] + [(col, f"g_{lv}") for lv, col in cols.items()]
 
-    def part(group: list[str], source: str, counts: tuple[str, str]) -> str:
+    def part(group: list[str], source: str, counts: tuple[str, str, str]) -> str:
         # One GROUP BY per grouping set, NULL and flag 1 for the columns it leaves out:
         # the rows GROUPING SETS would give, but separate hash aggregations over a
         # materialised table measured ~20% faster here than DuckDB's GROUPING SETS.
         select = [k if k in group else f"NULL AS {k}" for k, _ in keys]
         flags = [f"{0 if k in group else 1} AS {flag}" for k, flag in keys]
-        n, na = counts
+        n, na, nd = counts
         return (
             f"SELECT {', '.join(select + flags)}, CAST({n} AS BIGINT) AS n, "
-            f"CAST({na} AS BIGINT) AS na FROM {source} GROUP BY {', '.join(group)}"
+            f"CAST({na} AS BIGINT) AS na, CAST({nd} AS BIGINT) AS nd "
+            f"FROM {source} GROUP BY {', '.join(group)}"
         )
 
     # The cells of every level come from ev_base, with their anonymous records counted
@@ -171,7 +185,11 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
     # sizes are summed from the (smaller) cells of the first level / their own level
     # rather than counted again over every record.
     first = next(iter(cols))
-    from_records = ("COUNT(*)", "COUNT(*) FILTER (WHERE is_anon)")
+    from_records = (
+        "COUNT(*)",
+        "COUNT(*) FILTER (WHERE is_anon)",
+        "COUNT(*) FILTER (WHERE is_device)",
+    )
     engine.execute(
         con,
         "CREATE OR REPLACE TABLE ev_grouped AS "
@@ -192,7 +210,9 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
     engine.execute(
         con,
         "INSERT INTO ev_grouped "
-        + "\nUNION ALL\n".join(part(g, cells_of(lv), ("SUM(n)", "SUM(na)")) for g, lv in sets),
+        + "\nUNION ALL\n".join(
+            part(g, cells_of(lv), ("SUM(n)", "SUM(na)", "SUM(nd)")) for g, lv in sets
+        ),
         step="evaluation: contingency sizes",
     )
     for level, col in cols.items():
@@ -202,7 +222,8 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
             con,
             f"""
             CREATE OR REPLACE VIEW {grouped} AS
-            SELECT c, {col} AS e, gc, g_{level} AS ge, n, na FROM ev_grouped WHERE {others}
+            SELECT c, {col} AS e, gc, g_{level} AS ge, n, na, nd FROM ev_grouped
+            WHERE {others}
             """,
             step=f"evaluation: contingency view ({level})",
         )
@@ -210,10 +231,13 @@ def build_levels(con: duckdb.DuckDBPyConnection, tables: EvalTables) -> None:
             con,
             f"""
             CREATE OR REPLACE TABLE {cells} AS
-            SELECT x.c, x.e, x.n, cs.n AS nc, es.n AS ne, x.na, cs.na AS nca, es.na AS nea
-            FROM (SELECT c, e, n, na FROM {grouped} WHERE gc = 0 AND ge = 0) AS x
-            JOIN (SELECT c, n, na FROM {grouped} WHERE gc = 0 AND ge = 1) AS cs ON x.c = cs.c
-            JOIN (SELECT e, n, na FROM {grouped} WHERE gc = 1 AND ge = 0) AS es ON x.e = es.e
+            SELECT x.c, x.e, x.n, cs.n AS nc, es.n AS ne, x.na, cs.na AS nca, es.na AS nea,
+                   x.nd, cs.nd AS ncd, es.nd AS ned
+            FROM (SELECT c, e, n, na, nd FROM {grouped} WHERE gc = 0 AND ge = 0) AS x
+            JOIN (SELECT c, n, na, nd FROM {grouped} WHERE gc = 0 AND ge = 1) AS cs
+              ON x.c = cs.c
+            JOIN (SELECT e, n, na, nd FROM {grouped} WHERE gc = 1 AND ge = 0) AS es
+              ON x.e = es.e
             """,
             step=f"evaluation: cells ({level})",
         )

@@ -317,17 +317,21 @@ def test_anonymous_hand_checked(hand_run):
     #   r5, r6: one predicted partner, no true one -> 0
     #   r7, r8: one partner, right -> 1.25 * 1 / (0.25 + 1) = 1
     assert a["records"] == 5
-    assert a["mean_f0_5"] == approx(3 / 5)
-    assert a["linked_records"] == 2 and a["mean_f0_5_linked"] == approx(1.0)
-    assert a["mean_precision"] == approx((0 + 0 + 1 + 1) / 4)
-    assert a["mean_recall"] == approx(1.0)
+    assert a["per_identifier_f0_5"] == approx(3 / 5)
+    assert a["linked_records"] == 2 and a["per_identifier_f0_5_linked"] == approx(1.0)
+    assert a["per_identifier_precision"] == approx((0 + 0 + 1 + 1) / 4)
+    assert a["per_identifier_recall"] == approx(1.0)
     # pairs among anonymous records: predicted r5r6, r7r8; true r7r8
     assert (a["pred_pairs"], a["true_pairs"], a["tp_pairs"]) == (2, 1, 1)
     assert a["pair_f1"] == approx(2 / 3)
+    # devices (maids) r3 (person A) and r5 (B): neither person has a cookie, so neither
+    # device can be scored (Drawbridge undefined); r5's cluster k3 holds cookie r6
+    assert (a["devices"], a["devices_scored"], a["devices_without_true_cookie"]) == (2, 0, 2)
+    assert a["devices_with_predicted_cookie"] == 1 and a["drawbridge_f0_5"] is None
     h = hand_run["anonymous"]["household"]
     # households: r3 H1 alone in k2 (true partner r5 missed) -> 0; r5 H1 with r6 H2 -> 0;
     # r6 -> 0; r7, r8 -> 1: mean 2/5
-    assert h["mean_f0_5"] == approx(2 / 5)
+    assert h["per_identifier_f0_5"] == approx(2 / 5)
 
 
 def test_business_hand_checked(hand, hand_run):
@@ -564,7 +568,7 @@ def test_sweep_and_hazards_match_brute_force(con, case):
             fs.append(1.0 if not pred and not true else 1.25 * tp / (0.25 * len(true) + len(pred)))
         a = result[lv]
         assert a["records"] == len(anon)
-        assert a["mean_f0_5"] == pytest.approx(sum(fs) / len(fs), abs=1e-12)
+        assert a["per_identifier_f0_5"] == pytest.approx(sum(fs) / len(fs), abs=1e-12)
         pairs = list(itertools.combinations(anon, 2))
         assert a["tp_pairs"] == sum(
             1 for i, j in pairs if clusters[i] == clusters[j] and ent[i] == ent[j]
