@@ -19,11 +19,14 @@ from typing import Any
 import pyarrow.parquet as pq
 
 __all__ = [
+    "CHECKOUT",
     "FORMAT_VERSION",
     "Dataset",
     "DatasetError",
     "file_sha256",
     "fingerprint",
+    "open_stored_path",
+    "stored_path",
     "write_json_atomic",
     "write_manifest",
 ]
@@ -37,6 +40,29 @@ TRUTH_DIR = "truth"
 TRUTH_RECORDS = f"{TRUTH_DIR}/records.parquet"
 REQUIRED_RECORD_COLUMNS = ("record_id", "source")
 REQUIRED_TRUTH_COLUMNS = ("record_id", "person_id")
+
+
+#: The checkout idbench runs from; dataset paths inside it are stored relative to it.
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def stored_path(root: Path) -> str:
+    """How a run record names a dataset folder: relative to the checkout when inside it.
+
+    Committed run records must not carry a path of the machine that made them; a
+    dataset outside the checkout (your own data elsewhere) keeps its absolute path.
+    """
+    resolved = Path(root).resolve()
+    try:
+        return resolved.relative_to(CHECKOUT).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def open_stored_path(path: str) -> Path:
+    """The folder a run record's ``dataset.path`` names (relative paths: to the checkout)."""
+    p = Path(path)
+    return p if p.is_absolute() else CHECKOUT / p
 
 
 class DatasetError(ValueError):
@@ -218,7 +244,7 @@ class Dataset:
         m = self.manifest
         return {
             "name": self.name,
-            "path": str(self.root.resolve()),
+            "path": stored_path(self.root),
             "kind": m.get("kind"),
             "fingerprint": self.fingerprint,
             "seed": m.get("seed"),

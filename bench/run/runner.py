@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.data.dataset import Dataset
+from bench.data.dataset import Dataset, open_stored_path
 from bench.data.labels import TRAINING_FRACTION, training_sample
 from bench.metrics.evaluate import evaluate_run
 from bench.run.environment import environment
@@ -440,7 +440,7 @@ def _recompute_store(store: RunStore, threads: int, problems: list[str]) -> int:
             problems.append(f"{key}: raw outputs missing in {raw}")
             continue
         try:
-            ds = Dataset.open(rec["dataset"]["path"])
+            ds = Dataset.open(open_stored_path(rec["dataset"]["path"]))
         except ValueError as exc:
             problems.append(f"{key}: {exc}")
             continue
