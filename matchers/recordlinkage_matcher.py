@@ -25,7 +25,15 @@ import recordlinkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from bench.api import BaseMatcher, MatchContext, MatchResult, UnsupportedInput, query, quote_ident
+from bench.api import (
+    BaseMatcher,
+    MatchContext,
+    MatchResult,
+    UnsupportedInput,
+    query,
+    query_one,
+    quote_ident,
+)
 from matchers.blocking import PAIR_BLOCKS
 
 __all__ = ["RecordLinkageMatcher", "count_candidates"]
@@ -168,14 +176,20 @@ class RecordLinkageMatcher(BaseMatcher):
         exact = [c for c in EXACT_COLUMNS if c in have]
         if not strings and not exact:
             msg = (
-                "recordlinkage: the records have none of the columns it compares "
-                f"({', '.join(STRING_COLUMNS + EXACT_COLUMNS)})"
+                "recordlinkage: the records have no value in any column it compares "
+                f"({', '.join(STRING_COLUMNS + EXACT_COLUMNS)}): nothing to match on"
             )
             raise UnsupportedInput(msg)
         if self.block_on is None:
             blocks = [list(b) for b in PAIR_BLOCKS if set(b) <= have]
         else:
             blocks = [[b] if isinstance(b, str) else list(b) for b in self.block_on]
+        if not blocks and self.sorted_neighbourhood is None:
+            msg = (
+                "recordlinkage: no blocking pass applies (each needs "
+                f"{' or '.join('+'.join(b) for b in PAIR_BLOCKS)} filled): no candidate pairs"
+            )
+            raise UnsupportedInput(msg)
         needed = {c for b in blocks for c in b}
         if self.sorted_neighbourhood is not None:
             needed.add(self.sorted_neighbourhood)
@@ -186,8 +200,15 @@ class RecordLinkageMatcher(BaseMatcher):
         return blocks, strings, exact
 
     def match(self, ctx: MatchContext) -> MatchResult:
-        """Index, compare, classify with ECM and cluster at ``threshold``."""
-        blocks, strings, exact = self._plan(ctx.columns())
+        """Index, compare, classify with ECM and cluster at ``threshold``.
+
+        Raises
+        ------
+        UnsupportedInput
+            The records have no value in any column it compares (anonymous identifiers
+            only, e.g. a device graph): the run is skipped with that reason.
+        """
+        blocks, strings, exact = self._plan(_filled_columns(ctx, STRING_COLUMNS + EXACT_COLUMNS))
         phases: dict[str, float] = {}
 
         t0 = time.perf_counter()
@@ -309,6 +330,30 @@ class RecordLinkageMatcher(BaseMatcher):
             "u": {k: float(v) for k, v in zip(kept.columns, u, strict=True)},
         }
         return prob, ecm_diag
+
+
+def _filled_columns(ctx: MatchContext, compared: Sequence[str]) -> list[str]:
+    """The records' columns, less the compared ones that hold no value at all.
+
+    A dataset of anonymous identifiers has the personal columns but leaves them empty;
+    comparing them would find no candidate pair and report an empty run as a result.
+    Fewer than two records are left alone: they are resolved as they are (singletons).
+    """
+    columns = ctx.columns()
+    present = [c for c in compared if c in columns]
+    if not present:
+        return columns
+    counts = query_one(
+        ctx.con,
+        "SELECT count(*) AS __n, "
+        + ", ".join(f"count({quote_ident(c)}) AS {quote_ident(c)}" for c in present)
+        + f" FROM {quote_ident(ctx.records)}",
+        step="count filled columns",
+    )
+    if counts["__n"] < 2:
+        return columns
+    empty = {c for c in present if not counts[c]}
+    return [c for c in columns if c not in empty]
 
 
 def _singletons(frame: pd.DataFrame, diagnostics: dict[str, Any]) -> MatchResult:

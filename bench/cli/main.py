@@ -48,17 +48,46 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    """Run the conformance suite on one matcher."""
+def _check_params(text: str | None) -> dict[str, Any] | None:
+    """The ``--params`` of ``idbench check`` as a dict; None (after saying why) when invalid."""
     import json
 
+    example = """--params '{"keys": ["phone"]}'"""
+    if not text:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        err.print(
+            f"[red]error:[/] --params must be a JSON object of constructor parameters, e.g. "
+            f"{escape(example)} (names and strings in double quotes); {escape(repr(text))} is not "
+            f"JSON: {escape(exc.msg)} at character {exc.pos + 1}",
+            soft_wrap=True,
+        )
+        return None
+    if not isinstance(params, dict):
+        err.print(
+            f"[red]error:[/] --params must be a JSON object ({{...}}), e.g. {escape(example)}; "
+            f"got {type(params).__name__}",
+            soft_wrap=True,
+        )
+        return None
+    return params
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the conformance suite on one matcher."""
     from bench.run.registry import load_matcher_class
     from bench.testing import check_matcher
 
     cls = load_matcher_class(args.name)
-    params = json.loads(args.params) if args.params else {}
+    params = _check_params(args.params)
+    if params is None:
+        return 2
     matcher = cls(**params)
-    table = Table(title=f"Conformance checks: {matcher!r}")
+    from bench.report.style import matcher_label
+
+    table = Table(title=f"Conformance checks: {matcher_label(args.name, params)}")
     table.add_column("check")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
@@ -105,7 +134,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    """Print counts per source, per hazard, records and identifiers per person."""
+    """Print counts per source, per hazard, records and identifiers per person, realism."""
     import json
 
     from bench.data.datagen import describe
@@ -117,7 +146,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(info, default=str))
         return 0
     console.print(f"[bold]{ds.name}[/]  {ds.fingerprint[:19]}  {ds.n_records:,} records")
-    for key, value in info.items():
+    # The realism table is a dict of tables: print each as its own table.
+    realism = info.pop("realism", None) or {}
+    items = [*info.items(), *((f"realism: {k}", v) for k, v in realism.items())]
+    for key, value in items:
         if (
             isinstance(value, dict)
             and value

@@ -8,7 +8,9 @@ unless ``--no-report``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from rich.table import Table
 from bench.cli.console import STATUS_STYLE, console, err
 from bench.metrics.aggregate import match_seconds
 from bench.report.format import format_number
-from bench.report.style import config_label
+from bench.report.style import config_key, short_labels
 
 __all__ = ["cmd_run", "results_table"]
 
@@ -48,14 +50,14 @@ def results_table(records: list[dict[str, Any]]) -> Table:
         table.add_column(
             col, justify="left" if col in ("dataset", "matcher", "status") else "right"
         )
+    labels = short_labels(records)
     for rec in records:
         m = rec.get("person") or {}
         status = rec["status"]
         rps = (rec.get("throughput") or {}).get("records_per_s")
-        params = rec["matcher"].get("params") or {}
         table.add_row(
             rec["dataset"]["name"],
-            config_label(rec["matcher"]["name"], params, params),
+            labels[config_key(rec["matcher"]["name"], rec["matcher"].get("params") or {})],
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
             format_number(m.get("precision")),
             format_number(m.get("recall")),
@@ -70,17 +72,26 @@ def results_table(records: list[dict[str, Any]]) -> Table:
     return table
 
 
-class _LiveRun:
-    """The live view of a suite run: the results table above a progress bar.
-
-    Its methods are the callbacks :func:`bench.run.runner.run_suite` reports to.
-    """
+class _Display:
+    """What both progress displays keep: the suite, the records so far, the run labels."""
 
     def __init__(self, suite_name: str, store_dir: Path, retry_failed: bool) -> None:
         self.suite_name = suite_name
         self.store_dir = store_dir
         self.retry_failed = retry_failed
         self.records: list[dict[str, Any]] = []
+        #: run key -> the run's label (:func:`plan_labels`), set when the runs are planned
+        self.labels: dict[str, str] = {}
+
+
+class _LiveRun(_Display):
+    """The live view of a suite run: the results table above a progress bar.
+
+    Its methods are the callbacks :func:`bench.run.runner.run_suite` reports to.
+    """
+
+    def __init__(self, suite_name: str, store_dir: Path, retry_failed: bool) -> None:
+        super().__init__(suite_name, store_dir, retry_failed)
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -105,26 +116,14 @@ class _LiveRun:
 
     def planned(self, runs: list[Any], done: set[str]) -> None:
         """The runs of the suite are known; say how many are stored already."""
-        from bench.run.results import RunStore
-
         self.task = self.progress.add_task(f"suite {self.suite_name}", total=len(runs))
-        if done:
-            self.progress.console.print(
-                f"{len(done)} of {len(runs)} run(s) already stored: skipped (use --force to redo)"
-            )
-        if self.retry_failed:
-            # with --retry-failed, the stored runs left to run are exactly the failed ones
-            store = RunStore(self.store_dir)
-            retry = sum(r.key not in done and store.exists(r.key) for r in runs)
-            self.progress.console.print(
-                f"retrying {retry} stored run(s) that failed"
-                if retry
-                else "no stored run failed: nothing to retry"
-            )
+        self.labels = plan_labels(runs)
+        for line in plan_lines(runs, done, self.store_dir, self.retry_failed):
+            self.progress.console.print(line)
 
     def started(self, run: Any) -> None:
         """A run starts."""
-        self.progress.update(self.task, description=f"running {run.label()}")
+        self.progress.update(self.task, description=f"running {run_title(run, self.labels)}")
 
     def finished(self, run: Any, rec: dict[str, Any], skipped: bool) -> None:
         """A run is stored (or was already): add its row."""
@@ -132,6 +131,109 @@ class _LiveRun:
         self.progress.advance(self.task)
         if self.live is not None:
             self.live.update(self.view())
+
+
+def plan_lines(runs: list[Any], done: set[str], store_dir: Path, retry_failed: bool) -> list[str]:
+    """What to say once the runs are planned: how many are stored, how many retried."""
+    from bench.run.results import RunStore
+
+    lines = []
+    if done:
+        lines.append(
+            f"{len(done)} of {len(runs)} run(s) already stored: skipped (use --force to redo)"
+        )
+    if retry_failed:
+        # with --retry-failed, the stored runs left to run are exactly the failed ones
+        store = RunStore(store_dir)
+        retry = sum(r.key not in done and store.exists(r.key) for r in runs)
+        lines.append(
+            f"retrying {retry} stored run(s) that failed"
+            if retry
+            else "no stored run failed: nothing to retry"
+        )
+    return lines
+
+
+def plan_labels(runs: list[Any]) -> dict[str, str]:
+    """The label of each planned run (by run key), as the report will show it.
+
+    The same :func:`~bench.report.style.short_labels` over the suite's configurations;
+    a matcher's tags (``needs_labels`` marks it held-out) come from its class.
+    """
+    from bench.run.registry import RegistryError, load_matcher_class
+
+    tags: dict[str, list[str]] = {}
+    for name in {r.matcher for r in runs}:
+        try:
+            tags[name] = sorted(getattr(load_matcher_class(name), "tags", ()))
+        except RegistryError:
+            tags[name] = []
+    labels = short_labels(
+        {"matcher": {"name": r.matcher, "params": r.params, "tags": tags[r.matcher]}} for r in runs
+    )
+    return {r.key: labels[config_key(r.matcher, r.params)] for r in runs}
+
+
+def run_title(run: Any, labels: dict[str, str]) -> str:
+    """A planned run as progress lines show it: ``exact keys=email on NAME #0``."""
+    return f"{labels.get(run.key, run.matcher)} on {run.dataset.name} #{run.repeat}"
+
+
+def _clock(seconds: float) -> str:
+    """Elapsed time as ``H:MM:SS``."""
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class _PlainRun(_Display):
+    """Progress for a log (stdout is not a terminal): one flushed line per event.
+
+    The same callbacks as :class:`_LiveRun`; every line starts with the time elapsed
+    since the command started, and a finished run says how long it took and its status.
+    """
+
+    def __init__(self, suite_name: str, store_dir: Path, retry_failed: bool) -> None:
+        super().__init__(suite_name, store_dir, retry_failed)
+        self.t0 = time.monotonic()
+        self.run_t0 = self.t0
+        self.n_runs = 0
+        self.last_desc = ""
+
+    def say(self, text: str) -> None:
+        """Print one plain line, prefixed by the elapsed time, and flush it."""
+        console.out(f"[{_clock(time.monotonic() - self.t0)}] {text}", highlight=False)
+        console.file.flush()
+
+    def generating(self, desc: str, frac: float) -> None:
+        """Dataset generation: one line per phase (not per percent)."""
+        if desc != self.last_desc:
+            self.last_desc = desc
+            self.say(f"generating: {desc}")
+
+    def planned(self, runs: list[Any], done: set[str]) -> None:
+        """The runs of the suite are known."""
+        self.n_runs = len(runs)
+        self.labels = plan_labels(runs)
+        self.say(f"suite {self.suite_name}: {len(runs)} run(s)")
+        for line in plan_lines(runs, done, self.store_dir, self.retry_failed):
+            self.say(line)
+
+    def started(self, run: Any) -> None:
+        """A run starts."""
+        self.run_t0 = time.monotonic()
+        self.say(f"start {len(self.records) + 1}/{self.n_runs} {run_title(run, self.labels)}")
+
+    def finished(self, run: Any, rec: dict[str, Any], skipped: bool) -> None:
+        """A run is stored (or was already)."""
+        self.records.append(rec)
+        if skipped:
+            return
+        took = time.monotonic() - self.run_t0
+        self.say(
+            f"done  {len(self.records)}/{self.n_runs} {run_title(run, self.labels)}: "
+            f"{rec.get('status')} "
+            f"in {took:.1f} s"
+        )
 
 
 def _stop_on_termination() -> None:
@@ -160,7 +262,8 @@ def _maybe_report(suite_dir: Path) -> None:
     except ImportError:
         return
     path = report.build_report(suite_dir)
-    console.print(f"report written to {path}")
+    written = [path.with_suffix(".md"), path, suite_dir / "figures", suite_dir / "summary.json"]
+    console.print("report written: " + ", ".join(p.as_posix() for p in written), soft_wrap=True)
 
 
 def _print_failures(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -168,9 +271,11 @@ def _print_failures(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from bench.run.runner import FAILED_STATUSES
 
     failed = [r for r in records if r["status"] in FAILED_STATUSES]
+    labels = short_labels(records)
     for r in failed:
+        label = labels[config_key(r["matcher"]["name"], r["matcher"].get("params") or {})]
         err.print(
-            f"[red]{r['status']}[/] {escape(r['matcher']['label'])} on "
+            f"[red]{r['status']}[/] {escape(label)} on "
             f"{escape(r['dataset']['name'])}: {escape(str(r['error']))}"
         )
     return failed
@@ -200,39 +305,60 @@ def _retry_hint(args: argparse.Namespace, failed: list[dict[str, Any]], n_runs: 
     )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run a suite of datasets x matchers; store one record per run; print the results."""
+def _execute(
+    args: argparse.Namespace, suite: Any, display: _LiveRun | _PlainRun
+) -> list[dict[str, Any]]:
+    """Run the suite, reporting to ``display`` (under a live view on a terminal)."""
     from bench.run.runner import run_suite
-    from bench.run.suite import default_suite_path, load_suite
+
+    live = (
+        Live(display.view(), console=console, refresh_per_second=4)
+        if isinstance(display, _LiveRun)
+        else contextlib.nullcontext()
+    )
+    with live:
+        if isinstance(display, _LiveRun) and isinstance(live, Live):
+            display.live = live
+        return run_suite(
+            suite,
+            results_root=Path(args.results),
+            force=args.force,
+            retry_failed=args.retry_failed,
+            on_plan=display.planned,
+            on_start=display.started,
+            on_done=display.finished,
+            progress=display.generating,
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a suite of datasets x matchers; store one record per run; print the results.
+
+    The suite is checked first (:func:`bench.run.suite.check_suite`): unknown matchers,
+    parameters and columns stop the command (exit status 2) before any data is made.
+    """
+    from bench.run.suite import check_suite, default_suite_path, load_suite
 
     suite = load_suite(args.suite or default_suite_path())
     suite_dir = Path(args.results) / suite.name
     if args.recompute:
         return _recompute(suite_dir)
+    check_suite(suite)
     _stop_on_termination()
-    display = _LiveRun(suite.name, suite_dir, args.retry_failed)
-    with Live(display.view(), console=console, refresh_per_second=4) as live:
-        display.live = live
-        try:
-            records = run_suite(
-                suite,
-                results_root=Path(args.results),
-                force=args.force,
-                retry_failed=args.retry_failed,
-                on_plan=display.planned,
-                on_start=display.started,
-                on_done=display.finished,
-                progress=display.generating,
-            )
-        except KeyboardInterrupt:
-            live.stop()
-            err.print(
-                f"[yellow]interrupted[/]: {len(display.records)} run(s) stored under "
-                f"{suite_dir}; run the same command again to resume"
-            )
-            return 130
+    plain = not console.is_terminal
+    display = (_PlainRun if plain else _LiveRun)(suite.name, suite_dir, args.retry_failed)
+    try:
+        records = _execute(args, suite, display)
+    except KeyboardInterrupt:
+        err.print(
+            f"[yellow]interrupted[/]: {len(display.records)} run(s) stored under "
+            f"{suite_dir}; run the same command again to resume"
+        )
+        return 130
+    if plain and records:
+        console.print(results_table(records))
     failed = _print_failures(records)
-    console.print(f"records stored under {suite_dir}")
+    console.print(f"records stored under {suite_dir}/runs")
     if not args.no_report:
         _maybe_report(suite_dir)
     if not failed:

@@ -8,7 +8,8 @@ beside them with the same content (:mod:`bench.report.document`):
 - ``report.html``: one self-contained file (figures embedded as base64 PNG, inline CSS,
   no external references) to attach to an issue or open offline.
 
-Sections (:mod:`bench.report.sections`, :mod:`bench.report.results_section`): datasets,
+Sections (:mod:`bench.report.findings`, :mod:`bench.report.sections`,
+:mod:`bench.report.results_section`): the findings per population first, then datasets,
 results per dataset (with, where the suite has a supervised matcher, every matcher
 scored on the same held-out persons), the error-explaining tables, failed and skipped
 runs with their reasons, figures with captions generated from the data (figures without
@@ -28,6 +29,7 @@ from bench.metrics import aggregate
 from bench.report import sections
 from bench.report.document import Block, to_html, to_markdown
 from bench.report.figures import render_all
+from bench.report.findings import findings_section
 from bench.report.records import Results
 from bench.report.results_section import results_section
 
@@ -55,6 +57,7 @@ def _report_blocks(results: Results, suite_dir: Path, title: str) -> list[Block]
     return [
         *blocks,
         *sections.summary_section(results, datasets),
+        *findings_section(results, datasets),
         *sections.dataset_section(datasets),
         *results_section(results, datasets),
         *sections.depth_section(results, datasets),

@@ -15,8 +15,15 @@ from bench.report.document import Block
 from bench.report.format import format_number
 from bench.report.records import Results, dataset_key, person
 from bench.report.style import LENS_STYLES
+from bench.report.verdict import OVERMERGE_RULE, is_baseline, overmerge_reason, rank_key
 
-__all__ = ["HELDOUT_COLUMNS", "RESULT_COLUMNS", "STATUS_ORDER", "results_section"]
+__all__ = [
+    "HELDOUT_COLUMNS",
+    "RESULT_COLUMNS",
+    "STATUS_ORDER",
+    "results_heading",
+    "results_section",
+]
 
 #: Statuses in the order rows and counts list them.
 STATUS_ORDER = {"ok": 0, "timeout": 1, "error": 2, "skipped": 3}
@@ -25,12 +32,13 @@ RESULT_COLUMNS = (
     "matcher",
     "lens",
     "status",
+    "flag",
     "precision",
     "recall",
     "F1",
     "B-cubed F1",
     "clusters / entities",
-    "largest cluster",
+    "largest cluster / true",
     "records/s",
     "match s",
     "peak RSS MiB",
@@ -42,7 +50,10 @@ _INTRO = (
     "Person-level metrics. Precision, recall and F1 count record pairs; B-cubed F1 "
     "averages per record. Lens: `baseline` reference points that resolve nothing on "
     "purpose, `det` deterministic (exact keys, rule cascades, login bridges), `prob` "
-    "probabilistic (Splink, recordlinkage, device graphs), `hybrid` both."
+    "probabilistic (Splink, recordlinkage, device graphs), `hybrid` both. Rows are "
+    "ranked by pairwise F1, runs that over-merge last among the finished ones; the flag "
+    f"`over-merges` marks them ({OVERMERGE_RULE}). `largest cluster / true` is the "
+    "largest predicted cluster beside the largest true person."
 )
 _UNDECLARED = (
     " Runs stored before matchers declared their lens are placed by their tags: `prob` "
@@ -63,6 +74,11 @@ def _repeats(label: str, runs: list[dict[str, Any]]) -> str:
     return label + (f" (x{len(runs)})" if len(runs) > 1 else "")
 
 
+def results_heading(ds: dict[str, Any]) -> str:
+    """Heading of the results table of a dataset (findings link to it)."""
+    return f"Results: {ds.get('name')} ({format_number(int(ds.get('n_records') or 0))} records)"
+
+
 def results_section(results: Results, datasets: list[dict[str, Any]]) -> list[Block]:
     """The "Results" heading, its explanation and one table (and notes) per dataset."""
     undeclared = any("lens" not in (r.get("matcher") or {}) for r in results.records)
@@ -72,16 +88,12 @@ def results_section(results: Results, datasets: list[dict[str, Any]]) -> list[Bl
     ]
     for ds in datasets:
         recs = [r for r in results.records if dataset_key(r) == ds["_fp"]]
-        blocks.append(
-            Block(
-                "h3", f"{ds.get('name')} ({format_number(int(ds.get('n_records') or 0))} records)"
-            )
-        )
+        blocks.append(Block("h3", results_heading(ds)))
         blocks.append(
             Block(
                 "table",
                 header=RESULT_COLUMNS,
-                align=("l", "l", "l", *("r",) * (len(RESULT_COLUMNS) - 3)),
+                align=("l", "l", "l", "l", *("r",) * (len(RESULT_COLUMNS) - 4)),
                 rows=tuple(_result_rows(results, recs)),
             )
         )
@@ -96,9 +108,10 @@ def _result_rows(results: Results, records: list[dict[str, Any]]) -> list[tuple[
         groups[(results.label(r), str(r.get("status")))].append(r)
 
     def sort_key(item: tuple[tuple[str, str], list[dict[str, Any]]]) -> tuple:
+        # finished runs first; among them baselines last, over-merging ones just before
         (label, status), rs = item
-        b3 = median_present([person(r).get("bcubed_f1") for r in rs])
-        return (STATUS_ORDER.get(status, 9), -(b3 if b3 is not None else -1), label)
+        rank = rank_key(rs[0])
+        return (STATUS_ORDER.get(status, 9), is_baseline(rs[0]), -rank[0], -rank[1], label)
 
     return [
         _result_row(results, label, status, rs)
@@ -117,10 +130,13 @@ def _result_row(
     rps = median_present([(r.get("throughput") or {}).get("records_per_s") for r in rs])
     match_s = median_present([match_seconds(r) for r in rs])
     peak = median_present([r.get("peak_rss_bytes") for r in rs])
+    flag = "over-merges" if person_ok and overmerge_reason(rs[0]) else ""
+    largest, true_largest = med("largest_cluster"), med("largest_entity")
     return (
         _repeats(label, rs),
         LENS_STYLES[results.lens(rs[0])].short,
         status,
+        "baseline" if is_baseline(rs[0]) else flag,
         *(
             format_number(med(key)) if person_ok else "-"
             for key in ("precision", "recall", "f1", "bcubed_f1")
@@ -128,9 +144,9 @@ def _result_row(
         f"{clusters:,.0f} / {entities:,.0f}"
         if person_ok and clusters is not None and entities is not None
         else "-",
-        f"{med('largest_cluster'):,.0f}"
-        if person_ok and med("largest_cluster") is not None
-        else "-",
+        f"{largest:,.0f} / {true_largest:,.0f}"
+        if person_ok and largest is not None and true_largest is not None
+        else (f"{largest:,.0f}" if person_ok and largest is not None else "-"),
         f"{rps:,.0f}" if rps else "-",
         f"{match_s:.3g}" if match_s is not None and person_ok else "-",
         f"{peak / 2**20:,.0f}" if peak else "-",

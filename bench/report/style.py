@@ -1,8 +1,8 @@
 """How matchers look in a report: short labels, stable colours, and a style per lens.
 
 A matcher configuration is labelled by its name plus the parameters that vary between
-its configurations (:func:`short_labels`); the console shows every parameter through the
-same :func:`config_label`. Colours are stable: the labels of all matchers of a suite are
+its configurations (:func:`short_labels`, through :func:`matcher_label`): the console,
+the report, the figures and their JSON sidecars all show that one label. Colours are stable: the labels of all matchers of a suite are
 sorted and mapped to a fixed palette (:func:`colour_map`), so a matcher has the same
 colour in every figure of a report. Markers, line styles and bar hatches show the lens
 (:data:`LENS_STYLES`): squares and dotted lines for baselines, circles and solid lines
@@ -12,8 +12,7 @@ and dash-dot lines for hybrids.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ __all__ = [
     "config_key",
     "config_label",
     "format_value",
+    "matcher_label",
     "short_labels",
 ]
 
@@ -95,7 +95,7 @@ LENS_STYLES: dict[str, LensStyle] = {
 }
 
 #: Longest label shown; longer ones are cut with an ellipsis.
-_LABEL_MAX = 34
+_LABEL_MAX = 40
 
 
 def format_value(value: Any) -> str:
@@ -125,38 +125,54 @@ def config_key(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}\x00{canonical_json(params)}"
 
 
-def short_labels(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Short label of every matcher configuration: name plus the params that vary.
+def matcher_label(
+    name: str,
+    params: Mapping[str, Any],
+    keys: Iterable[str] | None = None,
+    *,
+    supervised: bool = False,
+) -> str:
+    """The display label of a matcher configuration (console, report, figures, sidecars).
 
-    Returns a mapping :func:`config_key` -> label. A matcher run with one parameter set is
-    labelled by its name alone; otherwise only the parameters whose values differ between
-    its parameter sets are shown (``exact keys=email``). A supervised matcher (tag
-    ``needs_labels``) is marked ``(held-out)``: its metrics cover the persons it did not
-    learn from.
+    ``name`` and the parameters ``keys`` (default: every given parameter, sorted), e.g.
+    ``exact keys=email``; a supervised matcher (tag ``needs_labels``) is marked
+    ``(held-out)``: its metrics cover the persons it did not learn from. Labels longer
+    than :data:`_LABEL_MAX` are cut with an ellipsis. The record's ``matcher.label``
+    (the matcher's repr with every resolved parameter) is kept for provenance only.
     """
-    by_name: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    shown = f"{name} (held-out)" if supervised else name
+    label = config_label(shown, params, sorted(params) if keys is None else keys)
+    return label if len(label) <= _LABEL_MAX else label[: _LABEL_MAX - 1] + "\u2026"
+
+
+def short_labels(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The label of every matcher configuration of ``records``: name plus the params that vary.
+
+    Returns a mapping :func:`config_key` -> :func:`matcher_label`. A matcher run with one
+    parameter set is labelled by its name alone; otherwise only the parameters whose
+    values differ between its parameter sets are shown (``exact keys=email``). Two
+    configurations whose cut labels coincide are numbered (``label #2``). The console
+    labels the runs of a suite with this same function, so it shows the report's labels.
+    """
+    by_name: dict[str, dict[str, Mapping[str, Any]]] = {}
     supervised: set[str] = set()
     for rec in records:
         m = rec.get("matcher") or {}
         params = m.get("params") or {}
-        by_name[str(m.get("name"))][canonical_json(params)] = params
+        by_name.setdefault(str(m.get("name")), {})[canonical_json(params)] = params
         if "needs_labels" in (m.get("tags") or ()):
             supervised.add(str(m.get("name")))
     out: dict[str, str] = {}
     for name, configs in by_name.items():
         varying = _varying_keys(list(configs.values()))
-        # a supervised matcher is scored on its held-out persons only: say so wherever
-        # its label appears beside the others
-        shown = f"{name} (held-out)" if name in supervised else name
         for params in configs.values():
-            label = config_label(shown, params, varying)
-            if len(label) > _LABEL_MAX:
-                label = label[: _LABEL_MAX - 1] + "\u2026"
-            out[config_key(name, params)] = label
+            out[config_key(name, params)] = matcher_label(
+                name, params, varying, supervised=name in supervised
+            )
     return _number_repeated(out)
 
 
-def _varying_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+def _varying_keys(configs: list[Mapping[str, Any]]) -> list[str]:
     """Parameter names (sorted) whose values differ between the configurations."""
     keys = sorted({k for p in configs for k in p})
     return [k for k in keys if len({canonical_json(p.get(k)) for p in configs}) > 1]

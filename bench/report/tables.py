@@ -19,7 +19,9 @@ from bench.report.format import format_number
 __all__ = [
     "anonymous_table",
     "business_table",
+    "hazard_caption",
     "hazard_table",
+    "signed",
     "stage_table",
     "variance_table",
 ]
@@ -41,6 +43,19 @@ def _first_per_label(
     return dict(sorted(out.items()))
 
 
+def signed(value: float | None) -> str:
+    """A change with its sign (``+0.096``, ``-0.021``, ``0.000``); ``-`` when unknown."""
+    if value is None:
+        return "-"
+    text = f"{value:+.3f}"
+    return "0.000" if text in ("+0.000", "-0.000") else text
+
+
+def _negated(value: float | None) -> float | None:
+    # stored as a loss (threshold-stage precision minus final precision); shown as a change
+    return None if value is None else -value
+
+
 def stage_table(
     records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
 ) -> Table | None:
@@ -59,8 +74,8 @@ def stage_table(
                 format_number(cand.get("threshold")),
                 format_number(cand.get("recall_lost_at_candidates")),
                 format_number(cand.get("recall_lost_at_threshold")),
-                format_number(cand.get("recall_gained_at_clustering")),
-                format_number(cand.get("precision_lost_at_clustering")),
+                signed(cand.get("recall_gained_at_clustering")),
+                signed(_negated(cand.get("precision_lost_at_clustering"))),
                 format_number((r.get("person") or {}).get("recall")),
             )
         )
@@ -74,8 +89,8 @@ def stage_table(
         "threshold",
         "recall lost at candidates",
         "recall lost at threshold",
-        "recall gained at clustering",
-        "precision lost at clustering",
+        "recall change at clustering",
+        "precision change at clustering",
         "final recall",
     )
     return header, rows
@@ -103,6 +118,65 @@ def hazard_table(
         cells = [format_number((m.get(hz) or {}).get(kind)) for m in per_matcher.values()]
         out.append((hz, format_number(tagged), *cells))
     return header, out
+
+
+_HAZARD_KIND = {
+    "false_merge_pairs": (
+        "Record pairs put in one cluster that belong to different persons, counted when "
+        "either record carries the planted hazard tag; `(all)` counts every false merge.",
+        "false merges",
+    ),
+    "missed_merge_pairs": (
+        "Record pairs of one person left in different clusters, counted when either "
+        "record carries the hazard tag; `(all)` counts every missed merge.",
+        "missed merges",
+    ),
+}
+
+
+def hazard_caption(
+    records: list[dict[str, Any]],
+    label: Callable[[dict[str, Any]], str],
+    *,
+    kind: str = "false_merge_pairs",
+    skip: Callable[[dict[str, Any]], bool] = lambda r: False,
+) -> str:
+    """The caption of :func:`hazard_table`: its definition, then which tag leads, per matcher.
+
+    The leading tag of a matcher is the one with the most pairs of ``kind`` (``(all)``
+    aside); matchers for which ``skip`` is true (baselines) are not summarised. A pair
+    counts under each tag either record carries, so the tags' counts overlap.
+    """
+    definition, what = _HAZARD_KIND[kind]
+    leaders: dict[str, list[str]] = defaultdict(list)
+    none: list[str] = []
+    skipped = 0
+    for name, r in _first_per_label(records, label).items():
+        if skip(r):
+            skipped += 1
+            continue
+        rows = [
+            h
+            for h in r.get("hazards") or []
+            if h.get("level") == "person" and h.get("hazard") != "(all)"
+        ]
+        if not rows:
+            continue
+        top = max(rows, key=lambda h: (h.get(kind) or 0, str(h.get("hazard"))))
+        if not top.get(kind):
+            none.append(name)
+        else:
+            leaders[str(top["hazard"])].append(name)
+    parts = [f"`{hz}` for {', '.join(names)}" for hz, names in sorted(leaders.items())]
+    text = definition
+    if len(leaders) == 1 and not none:
+        every = "every matcher" + (" but the baselines" if skipped else "")
+        text += f" The tag with most {what} is `{next(iter(leaders))}` for {every}."
+    elif parts:
+        text += f" The tag with most {what}: " + "; ".join(parts) + "."
+    if none:
+        text += f" No tagged {what} for {', '.join(none)}."
+    return text
 
 
 def business_table(

@@ -20,14 +20,27 @@ import pytest
 
 from bench.api import LENSES
 from bench.report.build import build_report
-from bench.report.figures import FIGURES, FigureUnavailable, PlotError, plot_one
+from bench.report.figures import FIGURES, PER_DATASET, FigureUnavailable, PlotError, plot_one
 from bench.report.format import format_number
 from bench.report.records import matcher_lens, series
-from bench.report.style import LENS_ORDER, LENS_STYLES, config_label, short_labels
+from bench.report.style import (
+    LENS_ORDER,
+    LENS_STYLES,
+    config_label,
+    matcher_label,
+    short_labels,
+)
 from bench.report.sweep import find_sweep
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "demo"
 SMALL = "cdp-realistic-small-s42"
+#: The label of the fixture's one splink configuration (no parameter varies: its name).
+SPLINK = "splink"
+
+
+def _fig(name: str, dataset: str = SMALL) -> str:
+    """File stem of a figure: per-dataset figures carry their dataset's name."""
+    return f"{name}-{dataset}" if name in PER_DATASET else name
 
 
 def _records() -> list[dict[str, Any]]:
@@ -55,7 +68,9 @@ def test_report_files_exist(built: Path) -> None:
     assert (built / "report.md").is_file()
     assert (built / "report.html").is_file()
     md = (built / "report.md").read_text(encoding="utf-8")
-    assert "![Quality vs throughput](figures/pareto.png)" in md
+    assert f"![Quality vs throughput: {SMALL}](figures/pareto-{SMALL}.png)" in md
+    # no figure file silently stands for one of several datasets
+    assert not (built / "figures" / "pareto.png").exists()
 
 
 @pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
@@ -72,20 +87,20 @@ def test_single_dataset_figures_are_drawn_for_every_dataset(built: Path) -> None
     figures = built / "figures"
     for figure in ("pareto", "precision_recall"):
         drawn = {p.stem for p in figures.glob(f"{figure}*.png")}
-        # the primary dataset keeps the plain name, every other dataset gets a suffix
-        assert len(drawn) == len(names), drawn
-        assert figure in drawn
+        # every dataset's figure is named after it, and its heading names it too
+        assert drawn == {f"{figure}-{n}" for n in names}, drawn
         sidecars = [
             json.loads(p.with_suffix(".json").read_text()) for p in figures.glob(f"{figure}*.png")
         ]
         assert all(s["figure"] == figure and s["run_ids"] for s in sidecars)
+        assert {s["title"].split(": ", 1)[1] for s in sidecars} == names
 
 
 @pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_every_figure_drawn_with_png_svg_sidecar(built: Path) -> None:
     figures = built / "figures"
     assert len(FIGURES) >= 6
-    for name in FIGURES:
+    for name in map(_fig, FIGURES):
         for ext in ("png", "svg", "json"):
             path = figures / f"{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 0, path
@@ -108,28 +123,26 @@ def test_sidecars_name_the_runs_behind_each_figure(built: Path) -> None:
         "scaling": _ids(recs, lambda r: not r["dataset"]["recipe"]["overrides"]),
     }
     for name, ids in expected.items():
-        side = _sidecar(built, name)
+        side = _sidecar(built, _fig(name))
         assert sorted(side["run_ids"]) == ids, name
         assert side["figure"] == name and side["suite"] == "demo"
     failed = {r["run_id"] for r in recs if r["status"] != "ok"}
     for name in FIGURES:
-        assert not failed & set(_sidecar(built, name)["run_ids"])
+        assert not failed & set(_sidecar(built, _fig(name))["run_ids"])
 
 
 @pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_captions_name_the_winners(built: Path) -> None:
-    pareto = _sidecar(built, "pareto")["caption"]
-    assert "highest B-cubed F1 is 0.910 (splink" in pareto
+    pareto = _sidecar(built, _fig("pareto"))["caption"]
+    assert f"highest B-cubed F1 is 0.910 ({SPLINK}" in pareto
     assert "fastest is exact keys=phone" in pareto
     assert "noise.typo.crm_family" in _sidecar(built, "degradation")["caption"]
-    assert "steepest: splink" in _sidecar(built, "scaling")["caption"].lower()
-    assert "shared_family_email" in _sidecar(built, "hazards")["caption"]
+    assert f"Steepest: {SPLINK}" in _sidecar(built, "scaling")["caption"]
+    assert "shared_family_email" in _sidecar(built, _fig("hazards"))["caption"]
     md = (built / "report.md").read_text(encoding="utf-8")
-    assert "Highest B-cubed F1: **splink**" in md
+    assert f"**Probabilistic**: best is **{SPLINK}**" in md
     assert _sidecar(built, "degradation")["data"]["knob"] == "noise.typo.crm_family"
-    assert _sidecar(built, "scaling")["data"]["exponents"]["splink"] == pytest.approx(
-        1.35, abs=0.01
-    )
+    assert _sidecar(built, "scaling")["data"]["exponents"][SPLINK] == pytest.approx(1.35, abs=0.01)
 
 
 @pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
@@ -143,15 +156,15 @@ def test_failed_and_skipped_runs_are_reported(built: Path) -> None:
 
 @pytest.mark.slow  # draws every figure of the fixture suite (shared, ~10 s)
 def test_same_matcher_same_colour_everywhere(built: Path) -> None:
-    colours = [_sidecar(built, name)["colours"] for name in FIGURES]
-    for lab in ("splink", "exact keys=email", "exact keys=phone"):
+    colours = [_sidecar(built, _fig(name))["colours"] for name in FIGURES]
+    for lab in (SPLINK, "exact keys=email", "exact keys=phone"):
         seen = {c[lab] for c in colours if lab in c}
         assert len(seen) == 1, (lab, seen)
-    splink = _sidecar(built, "pareto")["colours"]["splink"]
-    assert splink != _sidecar(built, "pareto")["colours"]["exact keys=email"]
+    splink = _sidecar(built, _fig("pareto"))["colours"][SPLINK]
+    assert splink != _sidecar(built, _fig("pareto"))["colours"]["exact keys=email"]
     # the colour is really used for the drawing, not only written in the sidecar
     for name in ("pareto", "scaling"):
-        assert splink in (built / "figures" / f"{name}.svg").read_text(encoding="utf-8")
+        assert splink in (built / "figures" / f"{_fig(name)}.svg").read_text(encoding="utf-8")
 
 
 def test_missing_data_skips_figures_with_a_hint(tmp_path: Path) -> None:
@@ -166,7 +179,7 @@ def test_missing_data_skips_figures_with_a_hint(tmp_path: Path) -> None:
     (suite / "figures" / "hazards.png").write_bytes(b"stale")
     build_report(suite)
     drawn = {p.stem for p in (suite / "figures").glob("*.png")}
-    assert drawn == {"pareto", "precision_recall"}
+    assert drawn == {"pareto-cdp-realistic-tiny-s42", "precision_recall-cdp-realistic-tiny-s42"}
     md = (suite / "report.md").read_text(encoding="utf-8")
     assert "Figures not drawn" in md
     assert "a scaling suite" in md and "a sweep suite" in md
@@ -201,12 +214,18 @@ def test_short_labels_show_only_varying_params() -> None:
         {"matcher": {"name": "exact", "params": {"keys": ["email"], "norm": True}}},
         {"matcher": {"name": "exact", "params": {"keys": ["email", "phone"], "norm": True}}},
         {"matcher": {"name": "splink", "params": {"threshold": 0.9}}},
+        {"matcher": {"name": "anonymous-supervised", "params": {}, "tags": ["needs_labels"]}},
     ]
     assert sorted(short_labels(recs).values()) == [
+        "anonymous-supervised (held-out)",
         "exact keys=email",
         "exact keys=email+phone",
         "splink",
     ]
+    # one function writes every label: lists joined by +, never a Python repr
+    assert matcher_label("exact", {"keys": ["email"]}) == "exact keys=email"
+    assert matcher_label("x", {"b": 1, "a": [["p", "q"], "r"]}) == "x a=p|q+r, b=1"
+    assert matcher_label("x", {"a": "v" * 60}).endswith("\u2026")
 
 
 def test_matcher_lens_is_read_from_the_record() -> None:
@@ -240,8 +259,8 @@ def test_stored_lens_reaches_the_results_table(tmp_path: Path) -> None:
         (suite / "runs" / path.name).write_text(json.dumps(rec), encoding="utf-8")
     build_report(suite)
     md = (suite / "report.md").read_text(encoding="utf-8")
-    assert "| splink | hybrid | ok |" in md
-    assert "| exact keys=email | baseline | ok |" in md
+    assert f"| {SPLINK} | hybrid | ok |  |" in md
+    assert "| exact keys=email | baseline | ok | baseline |" in md
     assert "placed by their tags" not in md  # every record declares its lens
 
 

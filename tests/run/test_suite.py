@@ -99,3 +99,109 @@ def test_run_keys_depend_on_the_seed() -> None:
 
     args = {"dataset_fingerprint": "sha256:x", "matcher": "splink", "params": {}, "repeat": 0}
     assert run_key(**args, seed=1) != run_key(**args, seed=2)
+
+
+# --- checking the matchers a suite names, before anything runs -------------------------
+
+BAD_SUITE = """name = "bad"
+
+[[datasets]]
+recipe = "cdp-realistic"
+size = "tiny"
+
+[[matchers]]
+name = "exact"
+params = {keyz = ["email"]}
+
+[[matchers]]
+name = "exactt"
+
+[[matchers]]
+name = "exact"
+params = {keys = ["phone_number"]}
+
+[[matchers]]
+name = "splink"
+# a threshold is a number
+params = {threshold = "high"}
+
+[[matchers]]
+name = "cascade"
+grid = {rules = [[["email"]], [["emial"]]]}
+
+[[matchers]]
+name = "singletons"
+"""
+
+
+def test_check_suite_reports_every_problem_with_its_line(tmp_path: Path) -> None:
+    from bench.run.suite import check_suite
+
+    path = _write(tmp_path, BAD_SUITE)
+    with pytest.raises(SuiteError) as info:
+        check_suite(load_suite(path))
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"suite {path}: 5 problem(s), nothing was run:"
+    problems = [line.strip() for line in lines[1:]]
+    assert problems[0] == (
+        f"{path}:9: matchers[0] (exact): unknown parameter 'keyz' (did you mean 'keys'?); "
+        "it takes: keys"
+    )
+    assert problems[1].startswith(f"{path}:12: matchers[1] (exactt): no matcher named 'exactt'")
+    assert problems[1].endswith("did you mean exact?")
+    assert problems[2].startswith(
+        f"{path}:16: matchers[2] (exact): keys names column(s) 'phone_number' that no "
+        "generated dataset has (did you mean 'phone'?)"
+    )
+    assert problems[3] == (
+        f"{path}:21: matchers[3] (splink): parameter 'threshold' must be float, got 'high'"
+    )
+    assert problems[4].startswith(
+        f"{path}:25: matchers[4] (cascade): rules names column(s) 'emial'"
+    )
+
+
+def test_check_suite_accepts_the_bundled_suites_and_good_values(tmp_path: Path) -> None:
+    from bench.run.suite import SUITES_DIR, check_suite
+
+    for path in sorted(SUITES_DIR.glob("*.toml")):
+        check_suite(load_suite(path))
+    good = (
+        '[[datasets]]\nrecipe = "cdp-realistic"\n'
+        '[[matchers]]\nname = "splink"\nparams = {threshold = 1}\n'
+        '[[matchers]]\nname = "cascade"\nparams = {max_group_size = 20, rules = [["email"]]}\n'
+        '[[matchers]]\nname = "recordlinkage"\ngrid = {threshold = [0.5, 0.9]}\n'
+    )
+    check_suite(load_suite(_write(tmp_path, good)))
+
+
+def test_columns_are_not_checked_where_they_cannot_be_known(tmp_path: Path) -> None:
+    from bench.run.suite import check_suite
+
+    # a dataset directory may have any column
+    text = '[[datasets]]\npath = "d"\n[[matchers]]\nname = "exact"\nparams = {keys = ["x"]}\n'
+    check_suite(load_suite(_write(tmp_path, text)))
+    bad_type = text.replace('keys = ["x"]', "keys = 3")
+    with pytest.raises(SuiteError, match=r"s.toml:5: .*parameter 'keys' must be"):
+        check_suite(load_suite(_write(tmp_path, bad_type)))
+
+
+def test_idbench_run_stops_before_generating_anything(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, BAD_SUITE)
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", str(path), "--results", str(results)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "300", "PATH": ""},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "5 problem(s), nothing was run" in done.stderr
+    assert "did you mean 'keys'?" in done.stderr
+    assert not results.exists()
+    assert not (tmp_path / "datasets").exists()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -10,16 +11,17 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from bench.metrics.core import METRICS
-from bench.report.records import Results, dataset_key
+from bench.report.records import Results
 from bench.report.style import LENS_ORDER, LENS_STYLES
 
 __all__ = [
+    "figure_title",
     "legend",
     "lens_handles",
     "lens_tag",
     "metric_label",
     "new_figure",
-    "others_sentence",
+    "overlap_sizes",
 ]
 
 
@@ -96,12 +98,40 @@ def legend(
         )
 
 
-def others_sentence(results: Results, shown: str) -> str:
-    """' ... the N other dataset(s) are in the results table.' when there are any."""
-    others = {dataset_key(r) for r in results.ok()} - {shown}
-    if not others:
-        return ""
-    return (
-        f" The figure shows the dataset with the most runs; the {len(others)} other "
-        f"dataset(s) are in the results table."
-    )
+def figure_title(title: str, rec: Mapping[str, Any]) -> str:
+    """A per-dataset figure's heading: ``"Precision vs recall: cdp-realistic-small"``."""
+    return f"{title}: {(rec.get('dataset') or {}).get('name')}"
+
+
+def overlap_sizes(
+    points: Sequence[tuple[float, float]], *, base: float = 55.0, step: float = 60.0
+) -> list[float]:
+    """Marker areas that keep coinciding points visible: earlier ones drawn larger.
+
+    Points closer than 1% of the axes' span (x compared on a log scale when all x are
+    positive and span more than a decade) form a group; within a group of n, the k-th
+    point (in drawing order) gets ``base + step * (n - 1 - k)``, so each later, smaller
+    marker sits inside the rings of the earlier ones.
+    """
+    if not points:
+        return []
+    xs = [p[0] for p in points]
+    log_x = min(xs) > 0 and max(xs) / min(xs) > 10
+    tx = [math.log10(x) for x in xs] if log_x else xs
+    ys = [p[1] for p in points]
+    span_x = (max(tx) - min(tx)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    groups: list[list[int]] = []
+    for i in range(len(points)):
+        for g in groups:
+            j = g[0]
+            if abs(tx[i] - tx[j]) <= 0.01 * span_x and abs(ys[i] - ys[j]) <= 0.01 * span_y:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    sizes = [base] * len(points)
+    for g in groups:
+        for k, i in enumerate(g):
+            sizes[i] = base + step * (len(g) - 1 - k)
+    return sizes

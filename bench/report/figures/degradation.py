@@ -13,6 +13,7 @@ from bench.report.figures.drawing import Drawing, Skip
 from bench.report.records import Results, dataset_key, person
 from bench.report.style import LENS_ORDER, LENS_STYLES, format_value
 from bench.report.sweep import Sweep, find_sweep
+from bench.report.verdict import contenders
 
 __all__ = ["fig_degradation"]
 
@@ -127,10 +128,9 @@ def _caption(
     hi_fp = [fp for fp, x in xpos.items() if x == xs_sorted[-1]]
 
     def best_at(fps: list[str]) -> dict[str, Any]:
-        return max(
-            (r for r in runs if dataset_key(r) in fps),
-            key=lambda r: person(r).get("bcubed_f1") or 0.0,
-        )
+        # never a baseline or an over-merging run, unless nothing else ran there
+        there = [r for r in runs if dataset_key(r) in fps]
+        return max(contenders(there) or there, key=lambda r: person(r).get("bcubed_f1") or 0.0)
 
     lo_v = format_value(sweep.values[lo_fp[0]])
     hi_v = format_value(sweep.values[hi_fp[0]])

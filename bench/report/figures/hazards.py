@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from bench.report.figures.axes import legend, lens_tag, new_figure
+from bench.report.figures.axes import figure_title, legend, lens_tag, new_figure
 from bench.report.figures.drawing import Drawing, Skip
 from bench.report.records import Results, dataset_title, series
 from bench.report.style import LENS_ORDER, LENS_STYLES
@@ -51,9 +51,11 @@ def fig_hazards(results: Results) -> Drawing | Skip:
         first_lens.setdefault(results.label(r), results.lens(r))
     labels = sorted(mean, key=lambda lab: (LENS_ORDER.index(first_lens[lab]), lab))
     lenses = {lab: first_lens[lab] for lab in labels}
-    fig = _draw(results, mean, hazards, lenses, dataset_title(runs[0]))
-    caption = _caption(mean, hazards, labels, dataset_title(runs[0]))
-    return Drawing(fig, TITLE, caption, runs, labels, {"hazards": hazards})
+    title = figure_title(TITLE, runs[0])
+    fig = _draw(results, mean, hazards, lenses, title)
+    compared = [lab for lab in labels if lenses[lab] != "baseline"] or labels
+    caption = _caption(mean, hazards, compared, dataset_title(runs[0]))
+    return Drawing(fig, title, caption, runs, labels, {"hazards": hazards})
 
 
 def _mean_errors(results: Results, runs: list[dict[str, Any]]) -> Means:
@@ -79,7 +81,7 @@ def _mean_errors(results: Results, runs: list[dict[str, Any]]) -> Means:
 
 
 def _draw(
-    results: Results, mean: Means, hazards: list[str], lenses: dict[str, str], dataset: str
+    results: Results, mean: Means, hazards: list[str], lenses: dict[str, str], title: str
 ) -> Figure:
     labels = list(lenses)
     height = max(4.0, 0.45 * len(hazards) * max(1, len(labels)) ** 0.5 + 2.2)
@@ -112,7 +114,7 @@ def _draw(
         )
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].invert_yaxis()  # the axes share y: inverting once puts the worst hazard on top
-    fig.suptitle(f"{TITLE} on {dataset}", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     handles = [
         Patch(
             facecolor=results.colour(lab),
@@ -127,21 +129,36 @@ def _draw(
 
 
 def _caption(mean: Means, hazards: list[str], labels: list[str], dataset: str) -> str:
+    """What the bars show; which hazard leads each error kind over ``labels`` (no baselines)."""
+
     def total(lab: str, key: str) -> float:
         return sum(v[key] for v in mean[lab].values())
 
-    def worst(key: str) -> str:
-        return max(hazards, key=lambda hz: sum(mean[lab].get(hz, {}).get(key, 0) for lab in labels))
+    def worst(key: str) -> tuple[str, float]:
+        sums = {hz: sum(mean[lab].get(hz, {}).get(key, 0) for lab in labels) for hz in hazards}
+        hz = max(hazards, key=lambda h: (sums[h], h))
+        return hz, sums[hz]
 
-    worst_fm, worst_mm = worst("false_merges"), worst("missed_merges")
-    fm_lab = max(labels, key=lambda lab: mean[lab].get(worst_fm, {}).get("false_merges", 0))
+    text = (
+        f"Errors of each matcher on {dataset} attributed to the hazard planted in the "
+        f"data (left: records wrongly merged with another person; right: records of one "
+        f"person left apart; a pair counts under every tag its records carry). Summed "
+        f"over the {len(labels)} matcher(s) compared (baselines aside): "
+    )
+    (worst_fm, n_fm), (worst_mm, n_mm) = worst("false_merges"), worst("missed_merges")
+    if n_fm > 0:
+        fm_lab = max(labels, key=lambda lab: mean[lab].get(worst_fm, {}).get("false_merges", 0))
+        text += f"most false merges involve {worst_fm} (mostly {fm_lab}); "
+    else:
+        text += "no false merge involves a tagged record; "
+    text += (
+        f"most missed merges involve {worst_mm}. "
+        if n_mm > 0
+        else "no missed merge involves a tagged record. "
+    )
     fewest_fm = min(labels, key=lambda lab: (total(lab, "false_merges"), lab))
     fewest_mm = min(labels, key=lambda lab: (total(lab, "missed_merges"), lab))
-    return (
-        f"Errors of each matcher on {dataset} attributed to the hazard planted "
-        f"in the data (left: records wrongly merged with another person; right: records "
-        f"of one person left apart). The hazard causing most false merges is {worst_fm} "
-        f"(mostly {fm_lab}); most missed merges come from {worst_mm}. "
-        f"Fewest false merges overall: {fewest_fm} ({total(fewest_fm, 'false_merges'):,.0f}); "
+    return text + (
+        f"Fewest false merges: {fewest_fm} ({total(fewest_fm, 'false_merges'):,.0f}); "
         f"fewest missed merges: {fewest_mm} ({total(fewest_mm, 'missed_merges'):,.0f})."
     )

@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.report.figures.axes import legend, lens_handles, metric_label, new_figure
+from bench.report.figures.axes import (
+    figure_title,
+    legend,
+    lens_handles,
+    metric_label,
+    new_figure,
+)
 from bench.report.figures.drawing import Drawing, Skip
 from bench.report.records import Results, dataset_title, series
 from bench.report.style import LENS_STYLES
@@ -48,15 +54,17 @@ def fig_monthly(results: Results) -> Drawing | Skip:
         ax.set_title(metric_label(key), fontsize=10)
         ax.set_ylim(0, 1.02)
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("value (person; the month's records vs their whole person)")
-    fig.suptitle(f"{TITLE} on {dataset_title(runs[0])}", fontsize=11)
+    axes[0].set_ylabel("value (person level)")
+    title = figure_title(TITLE, runs[0])
+    fig.suptitle(title, fontsize=11)
     legend(fig, lens_handles(results, lenses, lenses, lines=True), below=True)
     caption = (
         f"Pairwise precision, recall and F1 per calendar month on {dataset_title(runs[0])}, "
         f"{months[0]} to {months[-1]}: how matching quality changes as cookies, phones and "
-        f"e-mail addresses churn." + _trend_sentence(per, months)
+        f"e-mail addresses churn; each month's records are scored against their whole "
+        f"person." + _trend_sentence(per, months, lenses)
     )
-    return Drawing(fig, TITLE, caption, runs, list(lenses), {"months": months})
+    return Drawing(fig, title, caption, runs, list(lenses), {"months": months})
 
 
 def _monthly_values(results: Results, runs: list[dict[str, Any]]) -> Monthly:
@@ -97,21 +105,38 @@ def _draw_panel(
             )
 
 
-def _trend_sentence(per: Monthly, months: list[str]) -> str:
-    """Whose F1 moves most from the first month to the last, who holds, who ends best."""
+#: F1 changes smaller than this between the first and the last month count as none.
+STEADY = 0.005
+
+
+def _trend_sentence(per: Monthly, months: list[str], lenses: dict[str, str]) -> str:
+    """Whose F1 moves most from the first month to the last, and who ends best.
+
+    Baselines are left out; changes below :data:`STEADY` are called no change.
+    """
     changes = {}
     for lab in per:
+        if lenses.get(lab) == "baseline":
+            continue
         f1 = [statistics.fmean(per[lab]["f1"][mo]) for mo in months if per[lab]["f1"].get(mo)]
         if len(f1) >= 2:
             changes[lab] = (f1[0], f1[-1])
     if not changes:
         return ""
-    worst = min(changes, key=lambda lab: changes[lab][1] - changes[lab][0])
-    steady = max(changes, key=lambda lab: (changes[lab][1] - changes[lab][0], lab))
-    last_best = max(changes, key=lambda lab: changes[lab][1])
+    moves = {lab: b - a for lab, (a, b) in changes.items()}
+    last_best = max(changes, key=lambda lab: (changes[lab][1], lab))
+    ending = f" In the last month the best F1 is {last_best}'s ({changes[last_best][1]:.3f})."
+    if all(abs(d) < STEADY for d in moves.values()):
+        return (
+            f" F1 of every matcher stays within {STEADY} between the first and the last "
+            "month." + ending
+        )
+    most = max(moves, key=lambda lab: (abs(moves[lab]), lab))
+    a, b = changes[most]
+    direction = "falls" if b < a else "rises"
+    steady = sorted(lab for lab, d in moves.items() if abs(d) < STEADY)
+    held = f" Unchanged (within {STEADY}): {', '.join(steady)}." if steady else ""
     return (
-        f" F1 of {worst} moves most, from {changes[worst][0]:.3f} in the first month to "
-        f"{changes[worst][1]:.3f} in the last; {steady} holds best "
-        f"({changes[steady][0]:.3f} -> {changes[steady][1]:.3f}). In the last month the "
-        f"best F1 is {last_best}'s ({changes[last_best][1]:.3f})."
+        f" F1 of {most} {direction} most, from {a:.3f} in the first month to {b:.3f} in "
+        f"the last.{held}{ending}"
     )

@@ -10,15 +10,17 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from bench.report.figures.axes import (
+    figure_title,
     legend,
     lens_handles,
     metric_label,
     new_figure,
-    others_sentence,
+    overlap_sizes,
 )
 from bench.report.figures.drawing import Drawing, Skip
 from bench.report.records import Results, dataset_title, person, records_per_s
 from bench.report.style import LENS_STYLES
+from bench.report.verdict import OVERMERGE_RULE, contenders, is_baseline, overmerge_reason
 
 __all__ = ["fig_pareto", "pareto_front"]
 
@@ -37,7 +39,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def fig_pareto(results: Results) -> Drawing | Skip:
-    """B-cubed F1 vs records/s on the primary dataset, with the Pareto frontier."""
+    """B-cubed F1 vs records/s on one dataset, with the frontier of the recommendable runs.
+
+    The frontier runs through runs that are neither baselines nor over-merging
+    (:func:`bench.report.verdict.contenders`); over-merging runs are drawn with a red
+    ring and named, baselines are drawn but never called best or fastest.
+    """
     usable = [
         r for r in results.ok() if records_per_s(r) and person(r).get("bcubed_f1") is not None
     ]
@@ -48,68 +55,105 @@ def fig_pareto(results: Results) -> Drawing | Skip:
             "no successful run with both a B-cubed F1 and a throughput",
             "any suite: `idbench run SUITE`",
         )
-    fp, runs = picked
+    _, runs = picked
     lenses = {results.label(r): results.lens(r) for r in runs}
-    pts = [(records_per_s(r), person(r)["bcubed_f1"]) for r in runs]
-    front = pareto_front(pts)
-    fig = _draw(results, runs, pts, front, lenses)
-    frontier = [results.label(runs[i]) for i in front]
+    fair = contenders(runs)
+    front = [fair[i] for i in pareto_front(_points(fair))] if fair else []
+    title = figure_title(TITLE, runs[0])
+    fig = _draw(results, runs, front, lenses, title)
+    frontier = [results.label(r) for r in front]
     caption = (
         f"Each point is one run on {dataset_title(runs[0])}: B-cubed F1 (higher is better) "
         f"against records matched per second (further right is faster, log scale). "
-        + _winners_sentence(results, runs)
-        + "The dotted staircase is the Pareto frontier: no run is both faster and more "
-        f"accurate than those on it ({', '.join(dict.fromkeys(frontier))})."
-        + _lens_sentence(results, runs, lambda r: person(r)["bcubed_f1"], "B-cubed F1")
-        + others_sentence(results, fp)
+        + _winners_sentence(results, fair)
+        + (
+            "The dotted staircase is the Pareto frontier of the runs that are neither "
+            "baselines nor over-merging: none of those is both faster and more accurate "
+            f"than the ones on it ({', '.join(dict.fromkeys(frontier))})."
+            if front
+            else "No run qualifies for a frontier (all are baselines or over-merge)."
+        )
+        + _flagged_sentence(results, runs)
+        + _lens_sentence(results, fair, lambda r: person(r)["bcubed_f1"], "B-cubed F1")
     )
-    data = {"frontier_run_keys": [runs[i]["run_key"] for i in front]}
-    return Drawing(fig, TITLE, caption, runs, list(lenses), data)
+    data = {
+        "frontier_run_keys": [r["run_key"] for r in front],
+        "overmerging_run_keys": [r["run_key"] for r in runs if overmerge_reason(r)],
+    }
+    return Drawing(fig, title, caption, runs, list(lenses), data)
+
+
+def _points(runs: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+    return [(records_per_s(r) or 0.0, person(r)["bcubed_f1"]) for r in runs]
 
 
 def _draw(
     results: Results,
     runs: list[dict[str, Any]],
-    pts: list[tuple[float, float]],
-    front: list[int],
+    front: list[dict[str, Any]],
     lenses: dict[str, str],
+    title: str,
 ) -> Figure:
     fig, ax = new_figure(width=9.0, height=5.2)
-    for r, (x, y) in zip(runs, pts, strict=True):
+    pts = _points(runs)
+    for r, (x, y), size in zip(runs, pts, overlap_sizes(pts), strict=True):
         lab = results.label(r)
+        bad = overmerge_reason(r) is not None
         ax.scatter(
             x,
             y,
             color=results.colour(lab),
             marker=LENS_STYLES[lenses[lab]].marker,
-            s=55,
+            s=size,
             zorder=3,
-            edgecolors="white",
-            linewidths=0.6,
+            edgecolors="#d62728" if bad else "white",
+            linewidths=2.0 if bad else 0.6,
         )
-    fx = [pts[i][0] for i in front]
-    fy = [pts[i][1] for i in front]
+        if bad:
+            ax.annotate(
+                f"{lab}: over-merges",
+                (x, y),
+                xytext=(8, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="#d62728",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("throughput (records/s, log scale; fit + match time)")
     ax.set_ylabel(f"{metric_label('bcubed_f1')} (person)")
-    ax.set_ylim(min(0.0, min(fy) - 0.05), 1.02)
+    ax.set_ylim(min(0.0, min(p[1] for p in pts) - 0.05), 1.02)
     _pad_log_x(ax, [p[0] for p in pts])
-    # The staircase bounds what is attainable: from the left edge at the best quality,
-    # down at each frontier point, to the axis at the fastest run (ann-benchmarks style).
-    x_left = ax.get_xlim()[0]
-    ax.step(
-        [x_left, *fx, fx[-1]],
-        [fy[0], *fy, ax.get_ylim()[0]],
-        where="pre",
-        color="#444444",
-        lw=1.2,
-        ls=":",
-        zorder=2,
-    )
+    if front:
+        # The staircase bounds what is attainable: from the left edge at the best quality,
+        # down at each frontier point, to the axis at the fastest run (ann-benchmarks style).
+        fx = [records_per_s(r) or 0.0 for r in front]
+        fy = [person(r)["bcubed_f1"] for r in front]
+        ax.step(
+            [ax.get_xlim()[0], *fx, fx[-1]],
+            [fy[0], *fy, ax.get_ylim()[0]],
+            where="pre",
+            color="#444444",
+            lw=1.2,
+            ls=":",
+            zorder=2,
+        )
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(f"{TITLE} on {dataset_title(runs[0])}", fontsize=11)
+    ax.set_title(title, fontsize=11)
     handles = lens_handles(results, lenses, lenses)
     handles.append(Line2D([], [], color="#444444", ls=":", label="Pareto frontier"))
+    if any(overmerge_reason(r) for r in runs):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#999999",
+                marker="o",
+                ls="",
+                mec="#d62728",
+                mew=2.0,
+                label="red ring: over-merges",
+            )
+        )
     legend(fig, handles)
     return fig
 
@@ -122,21 +166,39 @@ def _pad_log_x(ax: Any, xs: Sequence[float]) -> None:
         ax.set_xlim(lo / 1.6, hi * 1.6)
 
 
-def _winners_sentence(results: Results, runs: list[dict[str, Any]]) -> str:
-    """Who is most accurate and who is fastest (one sentence when it is the same run)."""
-    best = max(runs, key=lambda r: (person(r)["bcubed_f1"], records_per_s(r)))
-    fast = max(runs, key=lambda r: (records_per_s(r), person(r)["bcubed_f1"]))
+def _winners_sentence(results: Results, fair: list[dict[str, Any]]) -> str:
+    """Who is most accurate and who is fastest among the recommendable runs."""
+    if not fair:
+        return ""
+    best = max(fair, key=lambda r: (person(r)["bcubed_f1"], records_per_s(r) or 0.0))
+    fast = max(fair, key=lambda r: (records_per_s(r) or 0.0, person(r)["bcubed_f1"]))
     if best is fast:
         return (
-            f"The most accurate run is also the fastest: {results.label(best)} (B-cubed F1 "
+            f"Among runs that are neither baselines nor over-merging, the most accurate is "
+            f"also the fastest: {results.label(best)} (B-cubed F1 "
             f"{person(best)['bcubed_f1']:.3f}, {records_per_s(best):,.0f} records/s). "
         )
     return (
-        f"The highest B-cubed F1 is {person(best)['bcubed_f1']:.3f} "
-        f"({results.label(best)}, {records_per_s(best):,.0f} records/s); the fastest is "
-        f"{results.label(fast)} at {records_per_s(fast):,.0f} records/s "
-        f"(B-cubed F1 {person(fast)['bcubed_f1']:.3f}). "
+        f"Among runs that are neither baselines nor over-merging, the highest B-cubed F1 "
+        f"is {person(best)['bcubed_f1']:.3f} ({results.label(best)}, "
+        f"{records_per_s(best):,.0f} records/s); the fastest is {results.label(fast)} at "
+        f"{records_per_s(fast):,.0f} records/s (B-cubed F1 {person(fast)['bcubed_f1']:.3f}). "
     )
+
+
+def _flagged_sentence(results: Results, runs: list[dict[str, Any]]) -> str:
+    """Name the over-merging runs (red rings) and the baselines drawn."""
+    text = ""
+    bad = sorted({results.label(r) for r in runs if overmerge_reason(r)})
+    if bad:
+        text += (
+            f" Red rings mark runs that over-merge ({OVERMERGE_RULE}): {', '.join(bad)}; "
+            "their B-cubed F1 overstates them."
+        )
+    base = sorted({results.label(r) for r in runs if is_baseline(r)})
+    if base:
+        text += f" Baselines (reference points, not candidates): {', '.join(base)}."
+    return text
 
 
 def _lens_sentence(

@@ -18,17 +18,18 @@ log = logging.getLogger(__name__)
 def render_all(results: Results, out_dir: Path) -> dict[str, Rendered | Skip]:
     """Draw every figure of :data:`FIGURES` into ``out_dir``; skip those without data.
 
-    Figures of :data:`PER_DATASET` are drawn once per dataset when the suite has several.
+    Figures of :data:`PER_DATASET` are drawn once per dataset, each file named after its
+    dataset (``pareto-<dataset>``), so no file silently stands for one of several.
     Files of a figure that is skipped now but was drawn by an earlier build are removed,
     so ``out_dir`` only holds figures of the current results.
     """
     out: dict[str, Rendered | Skip] = {}
     names = {dataset_key(r): str((r.get("dataset") or {}).get("name")) for r in results.ok()}
     primary = results.primary_dataset()
-    # the primary dataset first (its figures keep the plain name), then the others
+    # the primary dataset first, then the others
     datasets = sorted(names.items(), key=lambda kv: (kv[0] != primary, kv[1]))
     for name, func in FIGURES.items():
-        if name in PER_DATASET and len(datasets) > 1:
+        if name in PER_DATASET:
             out.update(_render_per_dataset(results, name, func, datasets, out_dir))
             continue
         drawn = func(results)
@@ -48,7 +49,7 @@ def _render_per_dataset(
     datasets: list[tuple[str, str]],
     out_dir: Path,
 ) -> dict[str, Rendered | Skip]:
-    """Draw ``name`` per dataset: the first (primary) as ``<name>``, others ``<name>-<dataset>``."""
+    """Draw ``name`` per dataset, as ``<name>-<dataset>``."""
     for stale in out_dir.glob(f"{name}*.*"):
         stale.unlink()
     out: dict[str, Rendered | Skip] = {}
@@ -61,7 +62,7 @@ def _render_per_dataset(
                 last_skip = drawn
                 log.info("figure %s not drawn for %s: %s", name, ds_name, drawn.reason)
                 continue
-            stem = name if fp == datasets[0][0] else f"{name}-{ds_name}"
+            stem = f"{name}-{ds_name}"
             out[stem] = save_drawing(drawn, name, out_dir, results, stem=stem)
     finally:
         results.focus = None
