@@ -147,7 +147,7 @@ class RecordLinkageMatcher(BaseMatcher):
     """
 
     name: ClassVar[str] = "recordlinkage"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 

@@ -85,7 +85,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if params is None:
         return 2
     matcher = cls(**params)
-    from bench.report.style import matcher_label
+    from bench.run.labels import matcher_label
 
     table = Table(title=f"Conformance checks: {matcher_label(args.name, params)}")
     table.add_column("check")

@@ -23,7 +23,7 @@ from rich.table import Table
 from bench.cli.console import STATUS_STYLE, console, err
 from bench.metrics.aggregate import match_seconds
 from bench.report.format import format_number
-from bench.report.style import config_key, short_labels
+from bench.run.labels import config_key, short_labels
 
 __all__ = ["cmd_run", "results_table"]
 
@@ -157,7 +157,7 @@ def plan_lines(runs: list[Any], done: set[str], store_dir: Path, retry_failed: b
 def plan_labels(runs: list[Any]) -> dict[str, str]:
     """The label of each planned run (by run key), as the report will show it.
 
-    The same :func:`~bench.report.style.short_labels` over the suite's configurations;
+    The same :func:`~bench.run.labels.short_labels` over the suite's configurations;
     a matcher's tags (``needs_labels`` marks it held-out) come from its class.
     """
     from bench.run.registry import RegistryError, load_matcher_class
@@ -334,10 +334,11 @@ def _execute(
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite of datasets x matchers; store one record per run; print the results.
 
-    The suite is checked first (:func:`bench.run.suite.check_suite`): unknown matchers,
+    The suite is checked first (:func:`bench.run.suite_check.check_suite`): unknown matchers,
     parameters and columns stop the command (exit status 2) before any data is made.
     """
-    from bench.run.suite import check_suite, default_suite_path, load_suite
+    from bench.run.suite import default_suite_path, load_suite
+    from bench.run.suite_check import check_suite
 
     suite = load_suite(args.suite or default_suite_path())
     suite_dir = Path(args.results) / suite.name

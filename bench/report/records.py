@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.api import LENSES
-from bench.report.style import LENS_ORDER, UNSPECIFIED, colour_map, config_key, short_labels
+from bench.report.style import LENS_ORDER, UNSPECIFIED, colour_map
+from bench.run.labels import config_key, short_labels
 from bench.run.results import load_records
 
 __all__ = [

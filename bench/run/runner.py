@@ -34,6 +34,7 @@ from bench.data.dataset import Dataset, open_stored_path
 from bench.data.labels import TRAINING_FRACTION, training_sample
 from bench.metrics.evaluate import evaluate_run
 from bench.run.environment import environment
+from bench.run.labels import matcher_label
 from bench.run.lock import results_lock
 from bench.run.registry import RegistryError, load_matcher_class
 from bench.run.results import SCHEMA_VERSION, RunStore, folder_error, run_key
@@ -93,9 +94,8 @@ class PlannedRun:
     heldout: bool = False
 
     def label(self) -> str:
-        """Short description for progress displays."""
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.matcher}({params}) on {self.dataset.name} #{self.repeat}"
+        """Short description for progress displays (the report's label of the configuration)."""
+        return f"{matcher_label(self.matcher, self.params)} on {self.dataset.name} #{self.repeat}"
 
 
 def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[PlannedRun]:

@@ -23,14 +23,9 @@ from bench.report.build import build_report
 from bench.report.figures import FIGURES, PER_DATASET, FigureUnavailable, PlotError, plot_one
 from bench.report.format import format_number
 from bench.report.records import matcher_lens, series
-from bench.report.style import (
-    LENS_ORDER,
-    LENS_STYLES,
-    config_label,
-    matcher_label,
-    short_labels,
-)
+from bench.report.style import LENS_ORDER, LENS_STYLES
 from bench.report.sweep import find_sweep
+from bench.run.labels import config_label, matcher_label, short_labels
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "demo"
 SMALL = "cdp-realistic-small-s42"

@@ -135,7 +135,7 @@ name = "singletons"
 
 
 def test_check_suite_reports_every_problem_with_its_line(tmp_path: Path) -> None:
-    from bench.run.suite import check_suite
+    from bench.run.suite_check import check_suite
 
     path = _write(tmp_path, BAD_SUITE)
     with pytest.raises(SuiteError) as info:
@@ -162,7 +162,8 @@ def test_check_suite_reports_every_problem_with_its_line(tmp_path: Path) -> None
 
 
 def test_check_suite_accepts_the_bundled_suites_and_good_values(tmp_path: Path) -> None:
-    from bench.run.suite import SUITES_DIR, check_suite
+    from bench.run.suite import SUITES_DIR
+    from bench.run.suite_check import check_suite
 
     for path in sorted(SUITES_DIR.glob("*.toml")):
         check_suite(load_suite(path))
@@ -176,7 +177,7 @@ def test_check_suite_accepts_the_bundled_suites_and_good_values(tmp_path: Path) 
 
 
 def test_columns_are_not_checked_where_they_cannot_be_known(tmp_path: Path) -> None:
-    from bench.run.suite import check_suite
+    from bench.run.suite_check import check_suite
 
     # a dataset directory may have any column
     text = '[[datasets]]\npath = "d"\n[[matchers]]\nname = "exact"\nparams = {keys = ["x"]}\n'

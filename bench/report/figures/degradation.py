@@ -11,9 +11,10 @@ from bench.metrics.aggregate import median_present
 from bench.report.figures.axes import legend, lens_handles, metric_label, new_figure
 from bench.report.figures.drawing import Drawing, Skip
 from bench.report.records import Results, dataset_key, person
-from bench.report.style import LENS_ORDER, LENS_STYLES, format_value
+from bench.report.style import LENS_ORDER, LENS_STYLES
 from bench.report.sweep import Sweep, find_sweep
 from bench.report.verdict import contenders
+from bench.run.labels import format_value
 
 __all__ = ["fig_degradation"]
 
