@@ -3,21 +3,25 @@
 Modelled on the public cross-device challenges (ICDM 2015 Drawbridge, CIKM Cup 2016):
 candidates come from shared *private* IP addresses, evidence from IP co-occurrence, time,
 hour-of-day profiles, visited domains and device compatibility, and the clusters are
-the transitive closure of the confident pairs with a cluster size cap. Only identifier
+the connected components of the confident pairs and each identifier's strongest
+links, with a cluster size cap. Only identifier
 records (``source`` in ``sources``) are linked; every other record stays a singleton.
 
-Pipeline (all in DuckDB SQL; the only Python work is EM over the few hundred distinct
-feature *patterns*, never over records or pairs). Steps 1-3 run as named SQL stages
+Pipeline (all in DuckDB SQL; the only Python work is scoring the few hundred distinct
+feature *patterns*, never records or pairs). Steps 1-3 run as named SQL stages
 (:mod:`matchers.anonymous_pairs`); the estimators are in :mod:`matchers.fellegi_sunter`:
 
 1. **Candidates.** Identifier x IP rows from ``identifier_ip`` joined to ``ip_stats``.
-   Cellular (CGNAT) IPs are ignored unless ``include_cellular``. Two identifiers are
-   candidates when they share an IP with at most ``k1`` distinct identifiers and were
-   seen on it within ``max_gap_days`` of each other (home addresses are renumbered and
-   handed to another household, so sharing an IP months apart is no evidence). Relaxed
-   stepwise: identifiers left without a candidate get candidates through IPs with at
-   most ``k2`` identifiers. Each identifier keeps its ``max_candidates`` best partners
-   (most shared IPs, then closest in time); a pair survives if either side keeps it.
+   Cellular (CGNAT) IPs are ignored unless ``include_cellular``. An IP's privateness is
+   its *local degree*: the distinct identifiers seen on it within ``max_gap_days`` of
+   the identifier (home addresses are renumbered and handed to another household, so a
+   yearly count says little about the month that matters). Two identifiers are
+   candidates when they were seen on one IP within ``max_gap_days`` of each other and
+   both rows have a local degree of at most ``k1``; identifiers left without a
+   candidate get candidates through rows of at most ``k2`` (default ``k2 = k1``: no
+   relaxed stage). Each identifier keeps its ``max_candidates`` strongest partners
+   (evidence strength below, then closest in time); a pair survives if either side
+   keeps it.
 2. **Features** per candidate pair, discretised into levels:
 
    - ``ips``: shared private IPs seen close in time (1, 2, 3+) x whether one of them
@@ -34,24 +38,36 @@ feature *patterns*, never over records or pairs). Steps 1-3 run as named SQL sta
    - ``domain``: IDF-weighted Jaccard of the visited domains (rare shared domains -
      per-person favourites - weigh most).
 
-   A missing evidence table gives a constant level, which EM learns to ignore.
-3. **Scoring without labels: Fellegi-Sunter with EM.** The candidate pairs are grouped
-   by feature pattern; EM (conditional independence, Laplace-smoothed) estimates the
-   match share lambda and m/u probabilities per feature level from the pattern counts.
-   The pair score is the posterior match probability of its pattern. With fewer than
-   ``em_min_pairs`` candidates (toy inputs) EM is skipped and fixed, documented priors
-   (:data:`PRIOR_M`, :data:`PRIOR_U`) score the pairs.
-4. **Clustering.** Connected components (:mod:`bench.sql.graph`) over pairs scoring at
-   least ``threshold``; a component larger than ``max_cluster_size`` is re-clustered on
-   its stronger edges only (the threshold inside it is raised to the median edge score,
-   step by step) until every part fits; what never fits stays single
-   (:func:`~bench.api.capped_components`). The CIKM Cup winners capped clusters at 5; here the cap
-   defaults to 300 because a person's identifiers are dominated by churned cookies
-   (``idbench describe`` on dmp-crossdevice small: median 15, p90 ~157, p99 ~730
-   identifiers per person), so a cap of 5 would cut most true links.
+   A missing evidence table gives a constant level. Besides the levels each pair
+   carries a continuous *evidence strength* (the sum over its shared IPs of
+   ``1 / ln(1 + local degree)``, plus the cosine of the domain TF-IDF vectors) and a
+   *same device* flag (a cookie and an ad id of one device type and os).
+3. **Scoring: Fellegi-Sunter over feature patterns.** The candidate pairs are grouped
+   by feature pattern and each pattern gets the posterior match probability of the
+   documented priors (:data:`PRIOR_M`, :data:`PRIOR_U`). EM (conditional independence,
+   Laplace-smoothed; :func:`fellegi_sunter_em`) is available with ``em_iterations > 0``
+   but off by default: on dmp-crossdevice small (seed 1) it lowered the Drawbridge
+   device F0.5 from 0.18 to 0.08 with top-1 links (EM's latent class drifts to the
+   household - pairs that share a home IP and domains - rather than the person, since
+   the features are far from conditionally independent). Below ``em_min_pairs``
+   candidates EM is skipped in any case.
+4. **Clustering.** The edges are the pairs whose posterior is at least ``threshold``
+   (0.9) plus each identifier's ``max_links`` (1) strongest partners by evidence
+   strength, a same-device cookie - ad id pair ranked ``device_bonus`` higher (a cookie
+   is attached to the persistent ad id of its own device first); see
+   :func:`strongest_edges_sql`. Ranking per identifier, not one global threshold,
+   keeps every identifier's best link without chaining households through weak ones.
+   Connected components (:func:`~bench.api.capped_components`) over those edges; a
+   component larger than ``max_cluster_size`` (1000) is re-clustered on its stronger
+   edges (the score threshold inside it raised to the median edge score, step by
+   step) until every part fits, and what never fits stays single. The CIKM Cup
+   winners capped clusters at 5; the cap here is large because a person's identifiers
+   are dominated by churned cookies (``idbench describe`` on dmp-crossdevice small:
+   median 15, p90 ~157, p99 ~730 identifiers per person), so it is a guard against
+   runaway components, not a model of a person.
 
-The cap is a guard, so a pair at or above ``threshold`` may end up split when its
-component was too large.
+Measured on dmp-crossdevice small, seeds 1-2 (tuning) and 1-5 (report): see
+``tests/matchers/test_quality_gates.py`` for the floors kept in CI.
 
 :class:`AnonymousSupervised` (``anonymous-supervised``) replaces step 3 when the
 harness passes a labelled training sample of persons: m, u and the match share come from
@@ -105,6 +121,37 @@ log = logging.getLogger(__name__)
 q = quote_ident
 
 
+# ----------------------------------------------------------------------------- edges
+def strongest_edges_sql(
+    pairs: str, *, threshold: float, links: int | None, device_bonus: float = 0.0
+) -> str:
+    """``(a, b, score)``: the edges of the clustering among the scored ``pairs``.
+
+    A pair is an edge when its posterior is at least ``threshold``, or when either
+    side ranks it among its ``links`` best partners by evidence strength (``strength``:
+    local-degree-weighted shared IPs plus the domain TF-IDF cosine) plus
+    ``device_bonus`` for a cookie and an ad id on the same platform (the cookie of the
+    ad id's own device; ties: the smaller partner id). ``links=None`` keeps the
+    threshold alone. Ranking per identifier, instead of one global threshold, keeps
+    every identifier's best link without letting weak links chain whole households.
+    """
+    above = f"SELECT record_id_l AS a, record_id_r AS b, score FROM {q(pairs)} WHERE score >= {float(threshold)!r}"
+    if links is None:
+        return above
+    return f"""WITH p AS (SELECT record_id_l AS a, record_id_r AS b, score,
+                             strength + {float(device_bonus)!r} * CAST(same_device AS INTEGER) AS rank_by
+                      FROM {q(pairs)}),
+                    both_sides AS (SELECT a AS x, b AS y, rank_by FROM p
+                                   UNION ALL SELECT b, a, rank_by FROM p),
+                    ranked AS (SELECT x, y, row_number() OVER (
+                                   PARTITION BY x ORDER BY rank_by DESC, y) AS rk
+                               FROM both_sides),
+                    kept AS (SELECT DISTINCT least(x, y) AS a, greatest(x, y) AS b
+                             FROM ranked WHERE rk <= {int(links)})
+               SELECT p.a, p.b, p.score FROM p LEFT JOIN kept k USING (a, b)
+               WHERE k.a IS NOT NULL OR p.score >= {float(threshold)!r}"""
+
+
 # ----------------------------------------------------------------------------- matcher
 class Anonymous(BaseMatcher):
     """Unsupervised probabilistic cross-device matcher (see module docstring).
@@ -112,11 +159,12 @@ class Anonymous(BaseMatcher):
     Parameters
     ----------
     threshold
-        Posterior match probability at or above which a pair is linked.
+        Posterior match probability at or above which a pair is always an edge.
     sources
         Record sources that are anonymous identifiers; ``None``: ``cookie``, ``maid``.
     k1
-        Strict privateness cut: IPs with at most this many distinct identifiers.
+        Strict privateness cut: IP rows whose local degree (distinct identifiers on the
+        IP within ``max_gap_days``, for both identifiers of a pair) is at most this.
     k2
         Relaxed cut, used only for identifiers without a candidate after ``k1``.
     include_cellular
@@ -129,32 +177,41 @@ class Anonymous(BaseMatcher):
     max_candidates
         Partners kept per identifier (most shared IPs first, then closest in time).
     em_iterations
-        Maximum EM iterations.
+        Maximum EM iterations (0: score with the priors; see the module docstring for
+        why that is the default).
     em_min_pairs
         Below this many candidate pairs EM is skipped and the priors score the pairs.
     max_cluster_size
         Cluster size cap (``None``: no cap).
+    max_links
+        Each identifier also links to its this many strongest partners, whatever their
+        posterior (``None``: the threshold alone decides).
+    device_bonus
+        Added to the evidence strength of a cookie - ad id pair on the same platform when
+        ranking partners (attaches a cookie to the ad id of its own device).
     """
 
     name: ClassVar[str] = "anonymous"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"events", "emits_pairs"})
 
     def __init__(
         self,
         *,
-        threshold: float = 0.3,
+        threshold: float = 0.9,
         sources: Sequence[str] | None = None,
-        k1: int = 100,
+        k1: int = 500,
         k2: int = 500,
         include_cellular: bool = False,
         max_gap_days: float = 30.0,
         chain_gap_days: float = 14.0,
-        max_candidates: int = 50,
+        max_candidates: int = 500,
         em_iterations: int = 0,
         em_min_pairs: int = 200,
         max_cluster_size: int | None = 1000,
+        max_links: int | None = 1,
+        device_bonus: float = 0.3,
     ) -> None:
         self.threshold = threshold
         self.sources = sources
@@ -167,6 +224,8 @@ class Anonymous(BaseMatcher):
         self.em_iterations = em_iterations
         self.em_min_pairs = em_min_pairs
         self.max_cluster_size = max_cluster_size
+        self.max_links = max_links
+        self.device_bonus = device_bonus
 
     # ------------------------------------------------------------------ helpers
     def _sources(self) -> list[str]:
@@ -184,6 +243,13 @@ class Anonymous(BaseMatcher):
             not isinstance(self.max_cluster_size, int) or self.max_cluster_size < 2
         ):
             msg = f"{self.name}: max_cluster_size must be an integer >= 2 or None, got {self.max_cluster_size!r}"
+            raise ValueError(msg)
+        if self.max_links is not None and (
+            not isinstance(self.max_links, int) or self.max_links < 1
+        ):
+            msg = (
+                f"{self.name}: max_links must be a positive integer or None, got {self.max_links!r}"
+            )
             raise ValueError(msg)
 
     def _pair_options(self) -> PairOptions:
@@ -243,13 +309,18 @@ class Anonymous(BaseMatcher):
         execute(
             con,
             f"CREATE OR REPLACE TEMP VIEW {q(edges)} AS "
-            f"SELECT record_id_l AS a, record_id_r AS b, score FROM {q(pairs)}",
+            + strongest_edges_sql(
+                pairs,
+                threshold=float(self.threshold),
+                links=self.max_links,
+                device_bonus=float(self.device_bonus),
+            ),
         )
         cc = capped_components(
             con,
             edges,
             ctx.temp_name,
-            threshold=float(self.threshold),
+            threshold=0.0,  # the edges are chosen above; posteriors are >= 0
             max_size=self.max_cluster_size,
         )
         diag["clustering"] = cc.diagnostics()
@@ -294,23 +365,25 @@ class AnonymousSupervised(Anonymous):
     """
 
     name: ClassVar[str] = "anonymous-supervised"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     tags: ClassVar[frozenset[str]] = frozenset({"events", "emits_pairs", "needs_labels"})
 
     def __init__(
         self,
         *,
-        threshold: float = 0.3,
+        threshold: float = 0.9,
         sources: Sequence[str] | None = None,
-        k1: int = 100,
+        k1: int = 500,
         k2: int = 500,
         include_cellular: bool = False,
         max_gap_days: float = 30.0,
         chain_gap_days: float = 14.0,
-        max_candidates: int = 50,
+        max_candidates: int = 500,
         em_iterations: int = 0,
         em_min_pairs: int = 200,
         max_cluster_size: int | None = 1000,
+        max_links: int | None = 1,
+        device_bonus: float = 0.3,
         min_labelled_pairs: int = 20,
     ) -> None:
         super().__init__(
@@ -325,6 +398,8 @@ class AnonymousSupervised(Anonymous):
             em_iterations=em_iterations,
             em_min_pairs=em_min_pairs,
             max_cluster_size=max_cluster_size,
+            max_links=max_links,
+            device_bonus=device_bonus,
         )
         self.min_labelled_pairs = min_labelled_pairs
 

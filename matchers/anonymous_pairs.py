@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.api import MatchContext, UnsupportedInput, literal, query, query_one, quote_ident
+from matchers.cooccurrence import local_degree_sql
 from matchers.sql_steps import SQLStep, drop_tables, run_steps
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ FEATURES: dict[str, int] = {"ips": 6, "cooc": 3, "device_time": 10, "hour": 4, "
 #   3 same platform, overlapping  4 same platform, far        5 same platform, sequential
 #   6 different device, overlap   7 different, far            8 different, sequential
 #   9 device unknown (columns absent)
+
+#: Source of the identifiers that persist for a device's life (mobile ad ids): a cookie
+#: on the same platform that co-occurs with one is attached to it first.
+ANCHOR_SOURCE = "maid"
 
 #: Record columns that describe an identifier's device (absent ones read as NULL).
 DEVICE_COLUMNS: tuple[str, ...] = ("device_type", "os", "browser")
@@ -143,22 +148,32 @@ def identifiers_step(
     return SQLStep(
         "identifiers",
         t.ids,
-        f"""SELECT r.record_id, {dev_sel} FROM {q(ctx.records)} r
+        f"""SELECT r.record_id, r.source = {literal(ANCHOR_SOURCE)} AS persistent, {dev_sel}
+            FROM {q(ctx.records)} r
             WHERE r.record_id IN ({ids_sql})""",
     )
 
 
-def identifier_ip_step(ctx: MatchContext, t: PairTables) -> SQLStep:
-    """Identifier x IP rows with the IP's identifier count and cellular flag."""
+def identifier_ip_step(ctx: MatchContext, t: PairTables, options: PairOptions) -> SQLStep:
+    """Identifier x IP rows with the IP's local degree and cellular flag.
+
+    ``identifiers`` is the IP's *local* degree (:func:`matchers.cooccurrence.local_degree_sql`):
+    the identifiers seen on it within ``max_gap_days`` of this identifier, not over the
+    whole horizon. Home addresses are renumbered and handed to other households, so an
+    IP that saw 300 identifiers in a year may have been one household's for the month
+    that matters.
+    """
+    rows = f"""SELECT i.record_id, CAST(i.ip AS VARCHAR) AS ip, CAST(i.events AS DOUBLE) AS events,
+                      CAST(i.first_seen AS TIMESTAMP) AS fs, CAST(i.last_seen AS TIMESTAMP) AS ls,
+                      coalesce(s.is_cellular, false) AS cellular
+               FROM {q(ctx.tables["identifier_ip"])} i
+               JOIN {q(ctx.tables["ip_stats"])} s ON s.ip = i.ip
+               WHERE i.record_id IN (SELECT record_id FROM {q(t.ids)})"""
     return SQLStep(
         "identifier x ip",
         t.idip,
-        f"""SELECT i.record_id, CAST(i.ip AS VARCHAR) AS ip, CAST(i.events AS DOUBLE) AS events,
-                   CAST(i.first_seen AS TIMESTAMP) AS fs, CAST(i.last_seen AS TIMESTAMP) AS ls,
-                   s.identifiers, coalesce(s.is_cellular, false) AS cellular
-            FROM {q(ctx.tables["identifier_ip"])} i
-            JOIN {q(ctx.tables["ip_stats"])} s ON s.ip = i.ip
-            WHERE i.record_id IN (SELECT record_id FROM {q(t.ids)})""",
+        f"""SELECT * EXCLUDE (deg), deg AS identifiers
+            FROM ({local_degree_sql(rows, _interval(options.max_gap_days))})""",
     )
 
 
@@ -175,13 +190,17 @@ def spans_step(t: PairTables) -> SQLStep:
 def shared_ip_sql(t: PairTables, options: PairOptions, k: int, stage: int, only: str = "") -> str:
     """Identifier pairs seen on one IP of at most ``k`` identifiers, close in time."""
     cell = "" if options.include_cellular else " AND NOT a.cellular"
-    return f"""SELECT a.record_id AS l, b.record_id AS r, a.ip, a.identifiers,
+    gap = _interval(options.max_gap_days)
+    # the two range conditions say max(first seen) - min(last seen) <= gap
+    return f"""SELECT a.record_id AS l, b.record_id AS r, a.ip,
+                      greatest(a.identifiers, b.identifiers) AS identifiers,
                       least(a.events, b.events) AS ev, {stage} AS stage,
+                      1 / ln(1 + greatest(a.identifiers, b.identifiers)) AS w,
                       greatest(a.fs, b.fs) - least(a.ls, b.ls) AS g
                FROM {q(t.idip)} a JOIN {q(t.idip)} b
                  ON a.ip = b.ip AND a.record_id < b.record_id
-               WHERE a.identifiers <= {int(k)}{cell}
-                 AND greatest(a.fs, b.fs) - least(a.ls, b.ls) <= {_interval(options.max_gap_days)}{only}"""
+               WHERE a.identifiers <= {int(k)} AND b.identifiers <= {int(k)}{cell}
+                 AND a.fs <= b.ls + {gap} AND b.fs <= a.ls + {gap}{only}"""
 
 
 def strict_candidates_step(t: PairTables, options: PairOptions) -> SQLStep:
@@ -209,12 +228,12 @@ def candidate_cap_step(t: PairTables, options: PairOptions) -> SQLStep:
         "candidate cap",
         t.cand,
         f"""WITH p AS (SELECT l, r, count(*) AS n_ips, min(stage) AS stage, sum(ev) AS ev,
-                              min(g) AS g
+                              min(g) AS g, sum(w) AS strength
                        FROM {q(t.shared)} GROUP BY l, r),
-                 both_sides AS (SELECT l AS x, r AS y, n_ips, g FROM p
-                                UNION ALL SELECT r, l, n_ips, g FROM p),
+                 both_sides AS (SELECT l AS x, r AS y, strength, g FROM p
+                                UNION ALL SELECT r, l, strength, g FROM p),
                  ranked AS (SELECT x, y, row_number() OVER (
-                                PARTITION BY x ORDER BY n_ips DESC, g, y) AS rk
+                                PARTITION BY x ORDER BY strength DESC, g, y) AS rk
                             FROM both_sides),
                  kept AS (SELECT DISTINCT least(x, y) AS l, greatest(x, y) AS r
                           FROM ranked WHERE rk <= {int(options.max_candidates)})
@@ -232,7 +251,7 @@ def candidate_steps(
     """Stages of step 1: identifiers, their IPs and spans, candidate pairs, the cap."""
     steps = [
         identifiers_step(ctx, t, ids_sql, devices),
-        identifier_ip_step(ctx, t),
+        identifier_ip_step(ctx, t, options),
         spans_step(t),
         strict_candidates_step(t, options),
     ]
@@ -256,18 +275,28 @@ def hour_profiles_step(ctx: MatchContext, t: PairTables) -> SQLStep:
 
 
 def domain_weights_step(ctx: MatchContext, t: PairTables) -> SQLStep:
-    """IDF weight of each visited domain per identifier, and the identifier's total."""
+    """Per identifier and visited domain: IDF weight ``w`` (and its total) and unit TF-IDF ``u``.
+
+    ``w = ln(1 + N / df)`` feeds the weighted Jaccard; ``u`` is the TF-IDF weight (days
+    visited x ``ln(N / df)``) divided by the identifier's vector length, so a sum of
+    products over shared domains is the cosine.
+    """
     return SQLStep(
         "domain weights",
         t.domain,
-        f"""WITH d AS (SELECT DISTINCT record_id, CAST(domain AS VARCHAR) AS domain
+        f"""WITH d AS (SELECT record_id, CAST(domain AS VARCHAR) AS domain,
+                              max(CAST(days AS DOUBLE)) AS tf
                        FROM {q(ctx.tables["identifier_domain"])}
-                       WHERE record_id IN (SELECT record_id FROM {q(t.ids)})),
+                       WHERE record_id IN (SELECT record_id FROM {q(t.ids)})
+                       GROUP BY ALL),
                  df AS (SELECT domain, count(*) AS df FROM d GROUP BY domain),
-                 nn AS (SELECT count(DISTINCT record_id) AS n FROM d)
-            SELECT d.record_id, d.domain, ln(1 + nn.n / df.df) AS w,
-                   sum(ln(1 + nn.n / df.df)) OVER (PARTITION BY d.record_id) AS tot
-            FROM d JOIN df USING (domain) CROSS JOIN nn""",
+                 nn AS (SELECT count(DISTINCT record_id) AS n FROM d),
+                 x AS (SELECT d.record_id, d.domain, ln(1 + nn.n / df.df) AS w,
+                              d.tf * ln(nn.n / df.df) AS tfidf
+                       FROM d JOIN df USING (domain) CROSS JOIN nn)
+            SELECT record_id, domain, w, sum(w) OVER (PARTITION BY record_id) AS tot,
+                   tfidf / nullif(sqrt(sum(tfidf * tfidf) OVER (PARTITION BY record_id)), 0) AS u
+            FROM x""",
     )
 
 
@@ -284,8 +313,12 @@ def hour_cosine_sql(t: PairTables, *, present: bool) -> str:
 def domain_jaccard_sql(t: PairTables, *, present: bool) -> str:
     """``(l, r, jac)``: IDF-weighted Jaccard of the candidate pairs; no rows without domains."""
     if not present:
-        return "SELECT NULL::BIGINT AS l, NULL::BIGINT AS r, NULL::DOUBLE AS jac WHERE false"
-    return f"""SELECT c.l, c.r, sum(a.w) / (any_value(a.tot) + any_value(b.tot) - sum(a.w)) AS jac
+        return (
+            "SELECT NULL::BIGINT AS l, NULL::BIGINT AS r, NULL::DOUBLE AS jac, "
+            "NULL::DOUBLE AS dcos WHERE false"
+        )
+    return f"""SELECT c.l, c.r, sum(a.w) / (any_value(a.tot) + any_value(b.tot) - sum(a.w)) AS jac,
+                      coalesce(sum(a.u * b.u), 0) AS dcos
                FROM {q(t.cand)} c
                JOIN {q(t.domain)} a ON a.record_id = c.l
                JOIN {q(t.domain)} b ON b.record_id = c.r AND b.domain = a.domain
@@ -306,8 +339,8 @@ def features_step(
         f"""WITH h AS ({hour_cosine_sql(t, present=hour_ok)}),
                  d AS ({domain_jaccard_sql(t, present=dom_ok)}),
             x AS (
-                SELECT c.l, c.r, c.n_ips, c.stage, c.ev / greatest(least(sl.total, sr.total), 1) AS cooc,
-                       h.cos, d.jac,
+                SELECT c.l, c.r, c.n_ips, c.stage, c.strength, c.ev / greatest(least(sl.total, sr.total), 1) AS cooc,
+                       h.cos, d.jac, d.dcos,
                        CASE WHEN il.device_type IS NOT DISTINCT FROM ir.device_type
                                  AND il.os IS NOT DISTINCT FROM ir.os
                                  AND il.browser IS NOT NULL
@@ -315,6 +348,8 @@ def features_step(
                             WHEN il.device_type = ir.device_type
                                  AND il.os IS NOT DISTINCT FROM ir.os THEN 1
                             ELSE 2 END AS dev,
+                       il.persistent <> ir.persistent AND il.device_type = ir.device_type
+                           AND il.os IS NOT DISTINCT FROM ir.os AS same_device,
                        CASE WHEN least(sl.ls, sr.ls) >= greatest(sl.fs, sr.fs) THEN 0
                             WHEN greatest(sl.fs, sr.fs) - least(sl.ls, sr.ls) <= {chain} THEN 2
                             ELSE 1 END AS tim
@@ -325,7 +360,8 @@ def features_step(
                 JOIN {q(t.ids)} ir ON ir.record_id = c.r
                 LEFT JOIN h ON h.l = c.l AND h.r = c.r
                 LEFT JOIN d ON d.l = c.l AND d.r = c.r)
-            SELECT l AS record_id_l, r AS record_id_r,
+            SELECT l AS record_id_l, r AS record_id_r, same_device,
+                   strength + coalesce(dcos, 0) AS strength,
                    (least(n_ips, 3) - 1) * 2 + CASE WHEN stage = 1 THEN 1 ELSE 0 END AS ips,
                    CASE WHEN cooc < 0.2 THEN 0 WHEN cooc < 0.6 THEN 1 ELSE 2 END AS cooc,
                    {"dev * 3 + tim" if device_known else "9"} AS device_time,
@@ -396,7 +432,8 @@ def pair_scores_step(t: PairTables) -> SQLStep:
     return SQLStep(
         "pair scores",
         t.pairs,
-        f"""SELECT f.record_id_l, f.record_id_r, s.score, {", ".join("f." + f for f in FEATURES)}
+        f"""SELECT f.record_id_l, f.record_id_r, s.score, f.strength, f.same_device,
+                   {", ".join("f." + f for f in FEATURES)}
             FROM {q(t.features)} f JOIN {q(t.scores)} s USING ({", ".join(FEATURES)})""",
     )
 

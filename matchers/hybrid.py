@@ -10,7 +10,10 @@ What a production identity graph does with both lenses:
    first-party record is *resolved* (an *anchor*).
 2. **Probabilistic stage.** :meth:`matchers.anonymous.Anonymous.score_pairs` scores
    candidate pairs of anonymous identifiers (cookies, ad ids). Each pair is lifted to
-   the deterministic clusters of its two records; pairs inside one cluster and pairs
+   the deterministic clusters of its two records (only the pairs that the anonymous
+   matcher would make edges: posterior at least ``threshold``, or among an
+   identifier's ``max_links`` strongest partners;
+   :func:`matchers.anonymous.strongest_edges_sql`); pairs inside one cluster and pairs
    between two resolved clusters are dropped (the deterministic lens decides between
    customers), so probabilistic edges only attach identifiers that the deterministic
    edges left unresolved - to each other or to one customer.
@@ -19,7 +22,9 @@ What a production identity graph does with both lenses:
    most ``max_anchors`` resolved deterministic clusters (the unique-identifier
    constraint: an anonymous chain must not fuse two customers) and at most
    ``max_cluster_size`` records; a violating component is re-clustered on its stronger
-   edges until it complies.
+   edges until it complies. Because the probabilistic edges are already each
+   identifier's strongest few (not every pair above one global threshold), the guard
+   rarely has to raise the threshold, and keeps most edges when it does.
 
 Emitted pairs are the probabilistic record pairs (the deterministic links are not
 scored pairs), so a threshold sweep over them only moves the probabilistic stage.
@@ -43,7 +48,7 @@ from bench.api import (
     materialise,
     quote_ident,
 )
-from matchers.anonymous import Anonymous
+from matchers.anonymous import Anonymous, strongest_edges_sql
 from matchers.cascade import CascadeGuarded
 from matchers.sql_steps import drop_tables
 
@@ -63,7 +68,8 @@ class Hybrid(BaseMatcher):
     Parameters
     ----------
     threshold
-        Posterior match probability at or above which a probabilistic pair is a link.
+        Posterior match probability at or above which a probabilistic pair is always a
+        link (each identifier's ``max_links`` strongest pairs are links too).
     sources
         Record sources that are anonymous identifiers; ``None``: ``cookie``, ``maid``.
     max_cluster_size
@@ -73,31 +79,33 @@ class Hybrid(BaseMatcher):
         cluster may join.
     deterministic_max_cluster_size
         The cascade's own cluster cap (:class:`~matchers.cascade.CascadeGuarded`).
-    k1, k2, include_cellular, max_gap_days, chain_gap_days, max_candidates, em_iterations, em_min_pairs
+    k1, k2, include_cellular, max_gap_days, chain_gap_days, max_candidates, em_iterations, em_min_pairs, max_links, device_bonus
         Passed to :class:`~matchers.anonymous.Anonymous` for the probabilistic scoring.
     """
 
     name: ClassVar[str] = "hybrid"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     lens: ClassVar[str] = "hybrid"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "events", "emits_pairs"})
 
     def __init__(
         self,
         *,
-        threshold: float = 0.3,
+        threshold: float = 0.9,
         sources: Sequence[str] | None = None,
         max_cluster_size: int | None = 1000,
         max_anchors: int | None = 1,
         deterministic_max_cluster_size: int | None = 200,
-        k1: int = 100,
+        k1: int = 500,
         k2: int = 500,
         include_cellular: bool = False,
         max_gap_days: float = 30.0,
         chain_gap_days: float = 14.0,
-        max_candidates: int = 50,
+        max_candidates: int = 500,
         em_iterations: int = 0,
         em_min_pairs: int = 200,
+        max_links: int | None = 1,
+        device_bonus: float = 0.3,
     ) -> None:
         self.threshold = threshold
         self.sources = sources
@@ -112,6 +120,8 @@ class Hybrid(BaseMatcher):
         self.max_candidates = max_candidates
         self.em_iterations = em_iterations
         self.em_min_pairs = em_min_pairs
+        self.max_links = max_links
+        self.device_bonus = device_bonus
 
     def _anonymous(self) -> Anonymous:
         # Every parameter of Anonymous is also a parameter of Hybrid, under the same name.
@@ -200,12 +210,22 @@ class Hybrid(BaseMatcher):
         con = ctx.con
         pairs, diag["probabilistic"] = anon.score_pairs(ctx)
         edges = ctx.temp_name("hy_edges")
+        chosen = (
+            "SELECT a AS record_id_l, b AS record_id_r, score FROM ("
+            + strongest_edges_sql(
+                pairs,
+                threshold=float(self.threshold),
+                links=self.max_links,
+                device_bonus=float(self.device_bonus),
+            )
+            + ")"
+        )
         execute(
             con,
             f"""CREATE OR REPLACE TEMP TABLE {q(edges)} AS
                 SELECT least(dl.label, dr.label) AS a, greatest(dl.label, dr.label) AS b,
                        max(p.score) AS score
-                FROM {q(pairs)} p
+                FROM ({chosen}) p
                 JOIN {q(det)} dl ON dl.record_id = p.record_id_l
                 JOIN {q(det)} dr ON dr.record_id = p.record_id_r
                 JOIN {q(nodes)} nl ON nl.node = dl.label
@@ -218,7 +238,7 @@ class Hybrid(BaseMatcher):
             con,
             edges,
             ctx.temp_name,
-            threshold=float(self.threshold),
+            threshold=0.0,  # the record edges were chosen above; posteriors are >= 0
             max_size=self.max_cluster_size,
             nodes=nodes,
             max_anchors=self.max_anchors,
