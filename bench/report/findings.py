@@ -2,8 +2,10 @@
 
 For each dataset (a population of persons and the records they left) the findings say
 what the deterministic and the probabilistic lens (and a hybrid, where one ran) reach,
-how precise they are, where each fails and what it costs, each sentence computed from
-the stored records and linked to the table it comes from. The best run of a lens is
+how precise they are, where each fails and what it costs, which lens leads on which
+class of pairs (:mod:`bench.report.segments`) and how far the evidence could reach on
+anonymous identifiers (:mod:`bench.report.anonymous`), each sentence computed from the
+stored records and linked to the table it comes from. The best run of a lens is
 chosen by :func:`bench.report.verdict.rank_key` among runs that do not over-merge;
 over-merging runs are named with the rule they break (:data:`~bench.report.verdict.
 OVERMERGE_RULE`), baselines are named as baselines, and matchers that could not apply
@@ -15,10 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bench.report.anonymous import ceiling_sentence
 from bench.report.document import Block, link
 from bench.report.records import Results, dataset_key, person, records_per_s
 from bench.report.results_section import results_heading
-from bench.report.verdict import OVERMERGE_RULE, contenders, overmerge_reason, rank_key
+from bench.report.segments import segment_sentence
+from bench.report.verdict import (
+    OVERMERGE_RULE,
+    best_by,
+    contenders,
+    overmerge_reason,
+    rank_key,
+)
 
 __all__ = ["dataset_findings", "findings_section", "missed_hazards_heading", "top_missed_hazard"]
 
@@ -46,13 +56,8 @@ def top_missed_hazard(rec: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best of ``runs`` by :func:`rank_key`; a supervised run only when no other ran.
-
-    A supervised run is scored on its held-out persons only, so it is not ranked against
-    runs scored on everyone.
-    """
-    unsupervised = [r for r in runs if not r.get("training")]
-    return max(unsupervised or runs, key=rank_key)
+    """The best of ``runs`` by :func:`rank_key` (:func:`best_by`)."""
+    return best_by(runs, rank_key)
 
 
 def _first_line(text: str | None) -> str:
@@ -248,7 +253,10 @@ def dataset_findings(results: Results, ds: dict[str, Any]) -> Block:
         fair = contenders([r for r in of_lens if r.get("status") == "ok"])
         if fair:
             best[lens] = _best(fair)
+    name = str(ds.get("name"))
     for extra in (
+        segment_sentence(runs, name, results.label, results.lens),
+        ceiling_sentence(runs, name, results.label),
         _overmerge_sentence(results, runs),
         _baseline_sentence(results, runs),
         _skipped_sentence(results, runs),

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import tables as report_tables
+from bench.report.anonymous import CEILINGS_TITLE, anonymous_table, ceiling_table
 from bench.report.document import Block, link
 from bench.report.figures import Rendered, Skip
 from bench.report.findings import missed_hazards_heading
 from bench.report.format import format_number
 from bench.report.records import Results, dataset_key
 from bench.report.results_section import STATUS_ORDER
+from bench.report.segments import SEGMENTS_TITLE, segment_table
 from bench.report.verdict import is_baseline
 
 __all__ = [
@@ -167,9 +169,33 @@ _DEPTH_TABLES: tuple[tuple[str, Callable[..., Any], Caption], ...] = (
     ),
     (
         "Anonymous identifiers",
-        report_tables.anonymous_table,
-        "Cookies and mobile ad ids only, scored as the public cross-device challenges did: "
-        "mean per-device F0.5 (ICDM 2015 Drawbridge) and pair F1 (CIKM Cup 2016).",
+        anonymous_table,
+        "Cookies and mobile ad ids only, scored as the public cross-device challenges did. "
+        "Drawbridge F0.5 (ICDM 2015): per device (mobile ad id), the F0.5 of the cookies in "
+        "its cluster against its person's cookies, averaged over the devices whose person "
+        "has a cookie (`devices scored`; a device with no predicted cookie scores 0; devices "
+        "with a predicted cookie are counted over all devices). Pair precision, recall "
+        "and F1 (CIKM Cup 2016): over pairs of anonymous identifiers. The window columns "
+        "average each over the full observation windows, identifiers and truth restricted to "
+        "those active in the window. Per-identifier F0.5 (not a challenge metric): the mean "
+        "over every anonymous identifier of the F0.5 of its partners.",
+    ),
+    (
+        SEGMENTS_TITLE,
+        segment_table,
+        "Precision (P), recall (R) and F1 of the record pairs of each class: two "
+        "first-party records (CRM, orders, loyalty, POS, logins), an anonymous identifier "
+        "with a first-party record (the bridge logins and orders build), two anonymous "
+        "identifiers (cookies, ad ids; the CIKM pairs). The classes partition all pairs.",
+    ),
+    (
+        CEILINGS_TITLE,
+        ceiling_table,
+        "A property of the dataset, not of a run: how many of the true anonymous pairs (two "
+        "anonymous identifiers of one person) the IP evidence links at all: seen on a common "
+        "IP, on one within the window, or through a chain of shared IPs. The last row is "
+        "the highest anonymous pair recall of a run that does not over-merge (no baseline). "
+        "Logins and orders carrying a cookie link identifiers too, so a run may exceed them.",
     ),
 )
 

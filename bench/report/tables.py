@@ -17,8 +17,8 @@ from bench.metrics import aggregate
 from bench.report.format import format_number
 
 __all__ = [
-    "anonymous_table",
     "business_table",
+    "first_per_label",
     "hazard_caption",
     "hazard_table",
     "signed",
@@ -33,10 +33,14 @@ def _ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("status") == "ok"]
 
 
-def _first_per_label(
+def first_per_label(
     records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
 ) -> dict[str, dict[str, Any]]:
-    # Repeats evaluate alike in these tables; the variance table covers their spread.
+    """The first repeat of each matcher label among the finished runs, by label.
+
+    Repeats evaluate alike in the error-explaining tables; the variance table covers
+    their spread.
+    """
     out: dict[str, dict[str, Any]] = {}
     for r in sorted(_ok(records), key=lambda r: r.get("repeat", 0)):
         out.setdefault(label(r), r)
@@ -61,7 +65,7 @@ def stage_table(
 ) -> Table | None:
     """Where recall is lost: candidates -> threshold -> clustering (matchers with pairs)."""
     rows = []
-    for name, r in _first_per_label(records, label).items():
+    for name, r in first_per_label(records, label).items():
         cand = (r.get("candidates") or {}).get("person")
         if not cand:
             continue
@@ -104,7 +108,7 @@ def hazard_table(
 ) -> Table | None:
     """Error pairs per hazard tag (``kind``: false or missed merges), a column per matcher."""
     per_matcher: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, r in _first_per_label(records, label).items():
+    for name, r in first_per_label(records, label).items():
         rows = [h for h in (r.get("hazards") or []) if h.get("level") == "person"]
         if rows:
             per_matcher[name] = {h["hazard"]: h for h in rows}
@@ -151,7 +155,7 @@ def hazard_caption(
     leaders: dict[str, list[str]] = defaultdict(list)
     none: list[str] = []
     skipped = 0
-    for name, r in _first_per_label(records, label).items():
+    for name, r in first_per_label(records, label).items():
         if skip(r):
             skipped += 1
             continue
@@ -184,7 +188,7 @@ def business_table(
 ) -> Table | None:
     """What resolution quality means for a customer base."""
     rows = []
-    for name, r in _first_per_label(records, label).items():
+    for name, r in first_per_label(records, label).items():
         b = (r.get("business") or {}).get("person")
         if not b:
             continue
@@ -206,38 +210,6 @@ def business_table(
         "records on a wrong person",
         "top-k customers found",
     ), rows
-
-
-def anonymous_table(
-    records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]
-) -> Table | None:
-    """The public cross-device challenges' metrics over anonymous identifiers."""
-    rows = []
-    for name, r in _first_per_label(records, label).items():
-        a = (r.get("anonymous") or {}).get("person")
-        if not a:
-            continue
-        rows.append(
-            (
-                name,
-                format_number(a.get("mean_f0_5")),
-                format_number(a.get("mean_f0_5_linked")),
-                format_number(a.get("pair_precision")),
-                format_number(a.get("pair_recall")),
-                format_number(a.get("pair_f1")),
-            )
-        )
-    if not rows:
-        return None
-    header = (
-        "matcher",
-        "mean per-device F0.5 (Drawbridge)",
-        "mean F0.5, identifiers with partners",
-        "pair precision",
-        "pair recall",
-        "pair F1 (CIKM)",
-    )
-    return header, rows
 
 
 def variance_table(

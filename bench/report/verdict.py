@@ -15,7 +15,7 @@ largest true person.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench.report.records import matcher_lens, person
@@ -24,6 +24,7 @@ __all__ = [
     "OVERMERGE_LARGEST_FACTOR",
     "OVERMERGE_MIN_PRECISION",
     "OVERMERGE_RULE",
+    "best_by",
     "contenders",
     "is_baseline",
     "overmerge_reason",
@@ -86,3 +87,13 @@ def contenders(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in runs
         if r.get("status") == "ok" and not is_baseline(r) and not overmerge_reason(r)
     ]
+
+
+def best_by(runs: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """The best of ``runs`` (not empty) by ``key``; a supervised run only when no other ran.
+
+    A supervised run is scored on its held-out persons only, so it is not ranked against
+    runs scored on everyone.
+    """
+    unsupervised = [r for r in runs if not r.get("training")]
+    return max(unsupervised or runs, key=key)
