@@ -36,8 +36,18 @@ def test_exact_email_is_precise_on_clean_data(email_runs: dict[str, dict]) -> No
 
 def test_noise_costs_recall_and_hazards_cause_false_merges(email_runs: dict[str, dict]) -> None:
     clean, real = email_runs["cdp-clean"], email_runs["cdp-realistic"]
-    # churned, typo'd and missing e-mails split customers the clean data kept together
-    assert real["person"]["recall"] < clean["person"]["recall"]
+    # churned and typo'd e-mails split customers: the missed merges of the realistic data
+    # carry those tags, and the clean data has none of them (the two presets draw
+    # different worlds, so their recall is not compared directly)
+    def missed(rec: dict) -> dict[str, int]:
+        return {
+            h["hazard"]: h["missed_merge_pairs"]
+            for h in rec["hazards"]
+            if h["level"] == "person" and h["hazard"] != "(all)"
+        }
+
+    assert missed(real).get("typo", 0) + missed(real).get("email_churn", 0) > 0
+    assert missed(clean).get("typo", 0) + missed(clean).get("email_churn", 0) == 0
     # shared family e-mails and junk addresses put different persons into one cluster
     assert real["person"]["overmerged_clusters"] > 0
     assert real["person"]["precision"] < 1.0
