@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,20 @@ def _holder(fd: int) -> dict[str, Any]:
         return json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _holder_when_written(fd: int, *, wait_s: float = 1.0) -> dict[str, Any]:
+    """The holder's details, waiting a moment for a holder that has just taken the lock.
+
+    The holder writes its pid right after taking the lock; a second run that arrives in
+    between would otherwise read an empty file.
+    """
+    deadline = time.monotonic() + wait_s
+    holder = _holder(fd)
+    while not holder and time.monotonic() < deadline:
+        time.sleep(0.05)
+        holder = _holder(fd)
+    return holder
 
 
 def _why_stale(holder: dict[str, Any]) -> str:
@@ -73,12 +88,16 @@ def _open_locked(root: Path, path: Path) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(fd)
+            holder = _holder_when_written(fd)
             os.close(fd)
+            who = (
+                f"pid {holder['pid']}, since {holder.get('since', '?')}"
+                if "pid" in holder
+                else "a run that is just starting"
+            )
             msg = (
-                f"results folder {root} is in use by another idbench run (pid "
-                f"{holder.get('pid', '?')}, since {holder.get('since', '?')}); wait for it "
-                "to finish or give another results folder"
+                f"results folder {root} is in use by another idbench run ({who}); wait "
+                "for it to finish or give another results folder"
             )
             raise ResultsFolderError(msg) from None
         try:
