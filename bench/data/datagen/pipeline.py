@@ -138,14 +138,17 @@ def generate(
 
     report("simulating the world", 0.0)
     w = build_world(rng, recipe.params)
-    nets = Networks(w)
+    # Only logins and anonymous evidence carry IP addresses: a first-party-only recipe
+    # needs no networks, so its size is not bounded by the address ranges they need.
+    uses_ips = "login" in src["first_party"] or bool(src["evidence"] and src["anonymous"])
+    nets = Networks(w) if uses_ips else None
     report("rendering first-party sources", 0.15)
     writer = _RecordWriter(tmp, w)
     _render_first_party(rng, w, nets, writer, src["first_party"], report)
     rows = _render_anonymous(rng, w, writer, src["anonymous"])
     writer.close()
     report("rendered anonymous identifiers", 0.4)
-    if src["evidence"] and src["anonymous"]:
+    if nets is not None and src["evidence"] and src["anonymous"]:
         _write_evidence(rng, w, nets, tmp, writer.hazards, rows, report)
 
     report("writing truth", 0.85)
@@ -166,7 +169,7 @@ def generate(
 def _render_first_party(
     rng: np.random.Generator,
     w: World,
-    nets: Networks,
+    nets: Networks | None,
     writer: _RecordWriter,
     first_party: list[str],
     report: Progress,

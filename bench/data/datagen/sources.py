@@ -426,9 +426,9 @@ def render_logins(rng: np.random.Generator, w: World, nets: Networks) -> Rendere
 
 
 def render_first_party(
-    rng: np.random.Generator, w: World, nets: Networks, sources: list[str]
+    rng: np.random.Generator, w: World, nets: Networks | None, sources: list[str]
 ) -> list[Rendered]:
-    """Render the requested first-party sources in canonical order."""
+    """Render the requested first-party sources in canonical order (``nets``: for logins)."""
     index = browsers_by_person(w)
     out = []
     for s in sources:
@@ -441,6 +441,7 @@ def render_first_party(
         elif s == "pos":
             out.append(render_pos(rng, w))
         elif s == "login":
+            assert nets is not None, "logins carry IP addresses: build the networks"
             out.append(render_logins(rng, w, nets))
     return out
 
