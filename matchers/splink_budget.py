@@ -1,5 +1,6 @@
-"""The pair budget of Splink's prediction: count each blocking rule's pairs, drop the excess.
+"""Scale guards of Splink's prediction and clustering: a pair budget and a cluster-size cap.
 
+**Pair budget.**
 Before predicting, Splink's blocking analysis (``count_comparisons_from_blocking_rules``)
 counts the pairs each prediction rule adds, exactly on small inputs and from a
 deterministic record sample on large ones (:func:`sample_proportion`); the rules are
@@ -8,6 +9,15 @@ would exceed it is dropped with a logged warning (:func:`within_budget`). The sa
 counting serves the prior estimate of the training, so its two Splink quirks are
 handled here once: the ``result_df`` relation it registers (:func:`result_df_guard`)
 and its warning about few sampled pairs (:func:`quiet_sampled_counts`).
+
+**Cluster-size guard.** Connected components of the pairs at the threshold let one
+weak link per step chain records of different people: a handful of over-confident
+links on a shared card token or a common name and date of birth joined 13,326 records
+of one city into one "person" at 3M records. :func:`guarded_clusters` clusters with
+:func:`bench.api.capped_components` instead: a component of more than
+``max_profiles`` profiles is re-clustered on its own edges at a raised threshold (the
+median score inside it, step by step) until its parts fit, and the diagnostics say so
+(``cluster_guard``).
 """
 
 from __future__ import annotations
@@ -20,10 +30,11 @@ from typing import Any
 
 from splink.blocking_analysis import count_comparisons_from_blocking_rules
 
-from bench.api import MatchContext, query
+from bench.api import MatchContext, capped_components, execute, query, quote_ident
 
 __all__ = [
     "count_comparisons",
+    "guarded_clusters",
     "quiet_sampled_counts",
     "result_df_guard",
     "sample_proportion",
@@ -204,3 +215,59 @@ def within_budget(
         dropped=dropped,
     )
     return rules, info
+
+
+def guarded_clusters(
+    ctx: MatchContext, predictions: str, threshold: float, max_profiles: int | None
+) -> tuple[str, dict[str, Any]]:
+    """Clusters of Splink's scored pairs at ``threshold``, no cluster over ``max_profiles``.
+
+    Parameters
+    ----------
+    ctx
+        The context Splink ran on (``ctx.records``: one record per profile).
+    predictions
+        Table of Splink's predictions (``record_id_l``, ``record_id_r``,
+        ``match_probability``).
+    threshold
+        Match probability at or above which a pair links.
+    max_profiles
+        Cap on a cluster's profiles; ``None`` clusters without one (plain connected
+        components).
+
+    Returns
+    -------
+    tuple
+        SQL of ``(record_id, cluster_id)`` for every profile (a profile left alone is
+        its own cluster) and the guard's diagnostics: the cap, the thresholds used
+        (more than one when a component was re-clustered), ``guard_fired`` and the
+        profiles left single because no raised threshold split their component.
+    """
+    edges = ctx.temp_name("splink_edges")
+    execute(
+        ctx.con,
+        f"""CREATE OR REPLACE TEMP VIEW {quote_ident(edges)} AS
+            SELECT record_id_l AS a, record_id_r AS b, match_probability AS score
+            FROM {predictions}""",
+        step="splink: cluster edges",
+    )
+    cc = capped_components(
+        ctx.con, edges, ctx.temp_name, threshold=threshold, max_size=max_profiles
+    )
+    info = {
+        "max_cluster_profiles": max_profiles,
+        "guard_fired": len(cc.thresholds) > 1 or cc.dropped_nodes > 0,
+        **cc.diagnostics(),
+    }
+    if info["guard_fired"]:
+        log.warning(
+            "splink: components over %s profiles re-clustered at thresholds %s",
+            max_profiles,
+            info["thresholds"][1:],
+        )
+    sql = f"""
+        SELECT r.record_id, coalesce(c.label, r.record_id) AS cluster_id
+        FROM {quote_ident(ctx.records)} AS r
+        LEFT JOIN {quote_ident(cc.table)} AS c ON c.node = r.record_id
+    """
+    return sql, info

@@ -4,9 +4,12 @@ Splink works in the run's own connection (``DuckDBAPI(connection=ctx.con)``) and
 the records view in place; everything it creates there is named ``__splink__...``.
 Training follows Splink's recommended recipe: the prior match probability from
 near-certain deterministic rules, u-probabilities by random sampling (seeded, so the
-run is reproducible), then m-probabilities by expectation maximisation over a few
-blocked training sessions. Prediction scores every pair admitted by the blocking rules;
-clusters are the connected components of pairs at or above ``threshold``.
+run is reproducible) on a sample sized to the data, then m-probabilities by expectation
+maximisation over a few blocked training sessions; a level that no training observed
+gets an explicit, logged fallback (:mod:`matchers.splink_training`). Prediction scores
+every pair admitted by the blocking rules; clusters are the connected components of
+pairs at or above ``threshold``, with no cluster over ``max_cluster_profiles`` profiles
+(:func:`matchers.splink_budget.guarded_clusters`).
 
 Records identical on every compared column are first collapsed into one *profile*
 (``collapse_identical``): Splink sees each profile once and its clusters are mapped
@@ -37,7 +40,7 @@ from bench.api import (
     quote_ident,
     table_columns,
 )
-from matchers.splink_budget import sample_proportion, within_budget
+from matchers.splink_budget import guarded_clusters, sample_proportion, within_budget
 from matchers.splink_profiles import (
     collapse_profiles,
     profile_summary,
@@ -50,7 +53,14 @@ from matchers.splink_settings import (
     default_training_rules,
     deterministic_rules,
 )
-from matchers.splink_training import estimate_prior, finite_or_none, m_u_summary, train_em
+from matchers.splink_training import (
+    estimate_prior,
+    fill_untrained_levels,
+    finite_or_none,
+    m_u_summary,
+    train_em,
+    u_sample_pairs,
+)
 
 __all__ = ["SplinkMatcher"]
 
@@ -138,7 +148,15 @@ class SplinkMatcher(BaseMatcher):
         ``"dedupe_only"`` (all records against all), or ``"link_only"`` /
         ``"link_and_dedupe"`` with the ``source`` column as the dataset.
     u_max_pairs
-        Number of random record pairs sampled to estimate the u-probabilities.
+        Fewest random record pairs sampled to estimate the u-probabilities (Splink's
+        ``max_pairs``; its default, 1e6).
+    u_pairs_per_profile
+        Random pairs per profile for the u estimate: the sample is
+        ``max(u_max_pairs, u_pairs_per_profile * profiles)`` pairs, so each comparison
+        level keeps its counts as the data grows (Splink's docs: 1e7 "often adequate",
+        1e8-1e9 best). ``None``: ``u_max_pairs`` at every size. A level still unobserved
+        gets the fallback of :func:`matchers.splink_training.fill_untrained_levels`
+        (diagnostics: ``untrained_levels``).
     training_rules
         Blocking rules of the EM sessions, each a SQL condition or a list of columns;
         ``None`` picks rules from the columns present so that every comparison is
@@ -164,10 +182,15 @@ class SplinkMatcher(BaseMatcher):
         a saved model's comparisons; the ``source`` too for ``link_and_dedupe``) that
         carry an identifier among them. Off for ``link_only``. See
         :mod:`matchers.splink_profiles`.
+    max_cluster_profiles
+        Cap on the profiles of one cluster: a connected component over it is
+        re-clustered at a raised threshold until its parts fit
+        (:func:`matchers.splink_budget.guarded_clusters`; diagnostics:
+        ``cluster_guard``). ``None``: plain connected components.
     """
 
     name: ClassVar[str] = "splink"
-    version: ClassVar[str] = "4"
+    version: ClassVar[str] = "5"
     lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 
@@ -178,21 +201,25 @@ class SplinkMatcher(BaseMatcher):
         settings: dict[str, Any] | str | None = None,
         link_type: str = "dedupe_only",
         u_max_pairs: int = 1_000_000,
+        u_pairs_per_profile: float | None = 20.0,
         training_rules: list[str | list[str]] | None = None,
         deterministic_recall: float = 0.7,
         max_comparisons: int | None = 50_000_000,
         em_max_pairs: int | None = 500_000,
         collapse_identical: bool = True,
+        max_cluster_profiles: int | None = 100,
     ) -> None:
         self.threshold = threshold
         self.settings = settings
         self.link_type = link_type
         self.u_max_pairs = u_max_pairs
+        self.u_pairs_per_profile = u_pairs_per_profile
         self.training_rules = training_rules
         self.deterministic_recall = deterministic_recall
         self.max_comparisons = max_comparisons
         self.em_max_pairs = em_max_pairs
         self.collapse_identical = collapse_identical
+        self.max_cluster_profiles = max_cluster_profiles
 
     # -- profiles -------------------------------------------------------------------
 
@@ -312,7 +339,10 @@ class SplinkMatcher(BaseMatcher):
                 "recall": self.deterministic_recall,
                 "record_sample_proportion": sample_proportion(n),
             }
-        plan["u"] = {"max_pairs": self.u_max_pairs, "seed": ctx.seed}
+        plan["u"] = {
+            "max_pairs": u_sample_pairs(n, self.u_max_pairs, self.u_pairs_per_profile),
+            "seed": ctx.seed,
+        }
         sessions = (
             self.training_rules
             if self.training_rules is not None
@@ -373,9 +403,16 @@ class SplinkMatcher(BaseMatcher):
                     ", ".join(map(str, em_skipped)),
                 )
 
+        untrained: list[dict[str, Any]] = []
+        if not plan["trained"]:
+            u_pairs = plan["u"]["max_pairs"] if plan["u"] is not None else None
+            untrained = fill_untrained_levels(ctx, linker, u_pairs)
+
         self.linker_ = linker
         self.fit_diagnostics_ = {
             "trained_here": not plan["trained"],
+            "u_sample": plan["u"],
+            "untrained_levels": untrained,
             "training_rules": training,
             "em_skipped": em_skipped,
             "em_sampling": em_sampling,
@@ -400,8 +437,8 @@ class SplinkMatcher(BaseMatcher):
         phases["predict"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        clustered = linker.clustering.cluster_pairwise_predictions_at_threshold(
-            predictions, threshold_match_probability=self.threshold
+        clusters_sql, guard = guarded_clusters(
+            self.profile_ctx_, predictions.physical_name, self.threshold, self.max_cluster_profiles
         )
         phases["cluster"] = time.perf_counter() - t0
 
@@ -416,13 +453,13 @@ class SplinkMatcher(BaseMatcher):
                    match_probability AS score
             FROM {predictions.physical_name}
         """
-        clusters_sql = f"SELECT record_id, cluster_id FROM {clustered.physical_name}"
         pairs = ctx.con.sql(records_pairs_sql(self._profile_info(), scored))
         clusters = ctx.con.sql(records_clusters_sql(self._profile_info(), clusters_sql))
         diagnostics = {
             **{k: v for k, v in self.fit_diagnostics_.items() if k != "phases"},
             "phases": phases,
             "comparisons": int(n_comparisons),
+            "cluster_guard": guard,
             "probability_two_random_records_match": finite_or_none(
                 linker._settings_obj._probability_two_random_records_match
             ),

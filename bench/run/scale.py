@@ -10,6 +10,12 @@ is stored under ``results/<suite_name>/`` like any run), then fits the cost expo
 log(records) (:func:`bench.metrics.aggregate.fit_power_law`). Match time is fit + match
 as the runner times it (loading and evaluation excluded).
 
+Every point carries the run's quality beside its cost (pairwise precision, recall and
+F1, the largest predicted cluster and the largest true entity), and a size whose F1
+falls more than :data:`COLLAPSE_F1_DROP` below the F1 at the smallest size is flagged
+as a *collapse* (:func:`flag_collapses`): a matcher that scales in time but merges a
+city into one person at 3M must not pass for a scaling success.
+
 Stored runs are reused, so a sweep interrupted at 10M resumes there; ``force`` redoes
 them.
 """
@@ -30,9 +36,11 @@ from bench.metrics.aggregate import fit_power_law, match_seconds
 from bench.run.suite import DatasetSpec, MatcherSpec, Suite, parse_bytes
 
 __all__ = [
+    "COLLAPSE_F1_DROP",
     "DEFAULT_SIZES",
     "cmd_scale",
     "fit_table",
+    "flag_collapses",
     "format_count",
     "nearest_size",
     "parse_count",
@@ -45,6 +53,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZES: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+
+#: A size whose pairwise F1 is more than this below the F1 at the sweep's smallest
+#: (successful) size is flagged as a quality collapse.
+COLLAPSE_F1_DROP = 0.05
 
 #: Typical records of the named sizes (datasets/README.md); used only to label datasets.
 _NAMED_SIZES = {"tiny": 3_000, "small": 100_000, "large": 1_000_000, "xl": 10_000_000}
@@ -132,6 +144,11 @@ class _Point:
     f1: float | None
     run_key: str
     timings: dict[str, float] = field(default_factory=dict)
+    precision: float | None = None
+    recall: float | None = None
+    largest_cluster: int | None = None
+    largest_entity: int | None = None
+    collapse: bool = False
 
 
 def scale(
@@ -146,6 +163,7 @@ def scale(
     memory_limit: str | int = "16GB",
     threads: int = 2,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     force: bool = False,
     on_plan: Callable | None = None,
     on_start: Callable | None = None,
@@ -171,6 +189,10 @@ def scale(
         Per-run limits, as in a suite file (``memory_limit`` like ``"16GB"``).
     params
         Fixed constructor parameters per matcher name, e.g. ``{"exact": {"keys": ["email"]}}``.
+    overrides
+        Recipe overrides applied at every size besides ``world.persons``, e.g.
+        ``{"networks.sample_share": 0.003}`` (a population of 1/0.001 times the persons
+        outgrows the generator's address ranges above ~2M records).
     force
         Re-run runs that are already stored.
     on_plan, on_start, on_done, progress
@@ -181,9 +203,11 @@ def scale(
     dict
         ``suite``, ``recipe``, ``seed``, ``records_per_person``, ``datasets`` (requested
         count, persons, actual records), ``points`` (per matcher: one entry per size with
-        seconds, peak RSS, status, F1s) and ``fits`` (per matcher: ``a``, ``b``, ``r2``,
-        ``b_tail`` = the slope between the two largest sizes; absent when fewer than two
-        sizes succeeded).
+        seconds, peak RSS, status, precision, recall, F1, B-cubed F1, largest cluster,
+        largest true entity and ``collapse``), ``collapses`` (per matcher: the requested
+        sizes flagged, see :func:`flag_collapses`) and ``fits`` (per matcher: ``a``,
+        ``b``, ``r2``, ``b_tail`` = the slope between the two largest sizes; absent when
+        fewer than two sizes succeeded).
     """
     from bench.run.registry import load_matcher_class
     from bench.run.runner import run_suite
@@ -205,7 +229,7 @@ def scale(
                 recipe=recipe,
                 size=nearest_size(n),
                 seed=seed,
-                overrides={"world.persons": persons},
+                overrides={**(overrides or {}), "world.persons": persons},
             )
             for n, persons in plan
         ),
@@ -227,6 +251,7 @@ def scale(
         progress=progress,
     )
     datasets, points = _collect_points(records, {persons: n for n, persons in plan})
+    collapses = {name: flag_collapses(pts) for name, pts in points.items()}
     return {
         "suite": suite_name,
         "results": str(Path(results_root) / suite_name),
@@ -235,6 +260,7 @@ def scale(
         "records_per_person": rpp,
         "datasets": [datasets[k] for k in sorted(datasets)],
         "points": {k: [asdict(p) for p in v] for k, v in points.items()},
+        "collapses": {name: sizes for name, sizes in collapses.items() if sizes},
         "fits": {name: fit for name, pts in points.items() if (fit := _fit(name, pts))},
     }
 
@@ -274,11 +300,31 @@ def _collect_points(
                 f1=person.get("f1"),
                 run_key=rec.get("run_key", ""),
                 timings={k: round(float(v), 3) for k, v in (rec.get("timings") or {}).items()},
+                precision=person.get("precision"),
+                recall=person.get("recall"),
+                largest_cluster=person.get("largest_cluster"),
+                largest_entity=person.get("largest_entity"),
             )
         )
     for pts in points.values():
         pts.sort(key=lambda p: p.n_records)
     return datasets, points
+
+
+def flag_collapses(points: Sequence[_Point], drop: float = COLLAPSE_F1_DROP) -> list[int]:
+    """Mark (``collapse = True``) the points whose F1 is more than ``drop`` below the first's.
+
+    The reference is the F1 at the smallest record count that has one (``points`` sorted
+    by record count, as :func:`_collect_points` leaves them); a point without an F1 (a
+    failed run) is never flagged. Returns the requested counts of the flagged points.
+    """
+    scored = [p for p in points if p.f1 is not None]
+    if not scored:
+        return []
+    reference = scored[0].f1 or 0.0
+    for p in scored[1:]:
+        p.collapse = (p.f1 or 0.0) < reference - drop
+    return [p.requested for p in scored if p.collapse]
 
 
 def _fit(name: str, points: Sequence[_Point]) -> dict[str, Any] | None:
@@ -309,12 +355,44 @@ def _fit(name: str, points: Sequence[_Point]) -> dict[str, Any] | None:
     }
 
 
+def _cell(p: Mapping[str, Any] | None) -> str:
+    """One size of one matcher: cost, then quality (red ``collapse`` when flagged)."""
+    if p is None:
+        return "-"
+    if not p["seconds"]:
+        return f"[red]{p['status']}[/]"
+    lines = [f"{p['seconds']:.2f} s", f"{p['peak_rss_bytes'] / 1024**3:.1f} GiB"]
+    if p.get("f1") is not None:
+        lines.append(f"P {_num(p.get('precision'))} R {_num(p.get('recall'))}")
+        f1 = f"F1 {p['f1']:.3f}"
+        lines.append(f"[red]{f1} collapse[/]" if p.get("collapse") else f1)
+        largest = p.get("largest_cluster")
+        lines.append(f"max {_int(largest)} / {_int(p.get('largest_entity'))}")
+    return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _int(x: int | None) -> str:
+    return "-" if x is None else f"{x:,}"
+
+
 def fit_table(result: Mapping[str, Any]) -> Any:
-    """A rich table of a :func:`scale` result: time per size and the fitted exponent."""
+    """A rich table of a :func:`scale` result: cost and quality per size, fitted exponent.
+
+    Each cell holds the match time (fit + match), the peak RSS, pairwise precision and
+    recall, F1 (red and marked ``collapse`` when :func:`flag_collapses` flagged it) and
+    the largest predicted cluster over the largest true entity.
+    """
     from rich.table import Table
 
     sizes = [d["requested"] for d in result["datasets"]]
-    table = Table(title=f"Scaling on {result['recipe']} (match time = fit + match, s)")
+    table = Table(
+        title=f"Scaling on {result['recipe']} (match time = fit + match; "
+        "max = largest cluster / largest true entity)"
+    )
     table.add_column("matcher")
     for d in result["datasets"]:
         table.add_column(f"{format_count(d['requested'])}\n({d['n_records']:,})", justify="right")
@@ -323,19 +401,10 @@ def fit_table(result: Mapping[str, Any]) -> Any:
     table.add_column("b (top 2)", justify="right")
     for name, pts in result["points"].items():
         by_size = {p["requested"]: p for p in pts}
-        cells = []
-        for n in sizes:
-            p = by_size.get(n)
-            if p is None:
-                cells.append("-")
-            elif p["seconds"]:
-                cells.append(f"{p['seconds']:.2f}\n{p['peak_rss_bytes'] / 1024**3:.1f} GiB")
-            else:
-                cells.append(f"[red]{p['status']}[/]")
         fit = result["fits"].get(name)
         table.add_row(
             name,
-            *cells,
+            *(_cell(by_size.get(n)) for n in sizes),
             f"{fit['b']:.2f}" if fit else "-",
             f"{fit['r2']:.3f}" if fit and fit["r2"] is not None else "-",
             f"{fit['b_tail']:.2f}" if fit and fit["b_tail"] is not None else "-",
@@ -349,7 +418,9 @@ def cmd_scale(args: Any) -> int:
     Expects ``args.matchers`` (comma-separated), ``args.sizes`` (``"10k,100k,1M"``),
     ``args.recipe``, ``args.seed``, ``args.results``, ``args.suite``, ``args.timeout``,
     ``args.memory_limit``, ``args.force`` and optionally ``args.json`` (a path to write
-    the returned dict to).
+    the returned dict to) and ``args.overrides`` (a mapping of recipe overrides for every
+    size). A quality collapse is printed in red beside failures; it does not change the
+    exit status.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -389,6 +460,7 @@ def cmd_scale(args: Any) -> int:
             suite_name=args.suite,
             timeout_s=args.timeout,
             memory_limit=args.memory_limit,
+            overrides=getattr(args, "overrides", None),
             force=args.force,
             on_plan=on_plan,
             on_start=on_start,
@@ -401,6 +473,11 @@ def cmd_scale(args: Any) -> int:
     ]
     for name, p in failed:
         console.print(f"[red]{p['status']}[/] {name} at {p['n_records']:,} records: {p['error']}")
+    for name, sizes in result["collapses"].items():
+        console.print(
+            f"[red]collapse[/] {name}: F1 more than {COLLAPSE_F1_DROP} below the smallest "
+            f"size's at {', '.join(format_count(n) for n in sizes)}"
+        )
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
         console.print(f"sweep written to {args.json}")

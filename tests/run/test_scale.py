@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench.run.scale import (
+    COLLAPSE_F1_DROP,
+    _Point,
+    fit_table,
+    flag_collapses,
     format_count,
     nearest_size,
     parse_count,
@@ -109,3 +113,69 @@ def test_scale_rejects_an_unknown_matcher_before_generating(tmp_path) -> None:
     with pytest.raises(RegistryError, match="no matcher named"):
         scale(["exakt"], sizes="1k", results_root=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def _point(requested: int, f1: float | None, largest: int, **kw: object) -> _Point:
+    return _Point(
+        requested=requested,
+        persons=requested // 3,
+        n_records=requested,
+        seconds=30.0 * requested / 10**6 if f1 is not None else None,
+        peak_rss_bytes=2 * 1024**3,
+        status="ok" if f1 is not None else "timeout",
+        error=None,
+        bcubed_f1=f1,
+        f1=f1,
+        run_key=f"k{requested}",
+        precision=None if f1 is None else min(1.0, 2 * f1),
+        recall=0.53 if f1 is not None else None,
+        largest_cluster=largest,
+        largest_entity=44,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_flag_collapses_against_the_smallest_size() -> None:
+    pts = [
+        _point(1_000_000, 0.647, 115),
+        _point(2_000_000, 0.600, 130),  # 0.047 below: within the tolerance
+        _point(3_000_000, 0.101, 13_326),  # the old Splink 3M run
+        _point(10_000_000, None, 0),  # failed: never flagged
+    ]
+    assert COLLAPSE_F1_DROP == 0.05
+    assert flag_collapses(pts) == [3_000_000]
+    assert [p.collapse for p in pts] == [False, False, True, False]
+    # the reference is the smallest size that has an F1, not a failed one before it
+    assert flag_collapses([_point(10, None, 0), _point(20, 0.5, 2), _point(30, 0.44, 2)]) == [30]
+    assert flag_collapses([]) == []
+
+
+def test_fit_table_shows_quality_and_the_collapse() -> None:
+    from dataclasses import asdict
+
+    from rich.console import Console
+
+    pts = [_point(1_000_000, 0.647, 115), _point(3_000_000, 0.101, 13_326)]
+    collapses = flag_collapses(pts)
+    result = {
+        "recipe": "cdp-realistic",
+        "datasets": [{"requested": p.requested, "n_records": p.n_records} for p in pts],
+        "points": {"splink": [asdict(p) for p in pts]},
+        "collapses": {"splink": collapses},
+        "fits": {"splink": {"a": 1e-5, "b": 0.94, "r2": None, "b_tail": 0.94}},
+    }
+    console = Console(record=True, width=200, color_system="truecolor")
+    console.print(fit_table(result))
+    text = console.export_text(clear=False)
+    assert "F1 0.647" in text
+    assert "F1 0.101 collapse" in text
+    assert text.count("collapse") == 1
+    assert "max 115 / 44" in text
+    assert "max 13,326 / 44" in text
+    assert "P 1.000 R 0.530" in text
+    assert "0.94" in text
+    # the collapse alone is red (ANSI 31)
+    styled = console.export_text(styles=True)
+    assert "\x1b[31mF1 0.101 collapse" in styled
+    assert styled.count("\x1b[31m") == 1
+    assert json.loads(json.dumps(result))["points"]["splink"][1]["collapse"] is True
