@@ -36,6 +36,7 @@ def test_exact_email_is_precise_on_clean_data(email_runs: dict[str, dict]) -> No
 
 def test_noise_costs_recall_and_hazards_cause_false_merges(email_runs: dict[str, dict]) -> None:
     clean, real = email_runs["cdp-clean"], email_runs["cdp-realistic"]
+
     # churned and typo'd e-mails split customers: the missed merges of the realistic data
     # carry those tags, and the clean data has none of them (the two presets draw
     # different worlds, so their recall is not compared directly)
