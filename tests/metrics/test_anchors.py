@@ -137,6 +137,7 @@ def _brute_drawbridge(
     return len(scores), left_out, (sum(scores) / len(scores) if scores else None)
 
 
+@pytest.mark.slow  # many random cases against a brute-force enumeration of pairs
 @settings(max_examples=25, deadline=None)
 @given(runs)
 def test_anchors_and_segments_match_brute_force(

@@ -126,6 +126,7 @@ cases = st.integers(min_value=2, max_value=10).flatmap(
 )
 
 
+@pytest.mark.slow  # many random cases against a brute-force enumeration of pairs
 @settings(max_examples=25, deadline=None)
 @given(cases)
 def test_windows_match_brute_force(
