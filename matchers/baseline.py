@@ -71,15 +71,24 @@ class Exact(BaseMatcher):
             raise ValueError(msg)
         ctx.require_columns(*keys)
         exprs = [normalised(k) for k in keys]
-        all_present = " AND ".join(f"{e} IS NOT NULL" for e in exprs)
-        partition = ", ".join(exprs)
+        raw_present = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in keys)
+        key_cols = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
+        key_names = ", ".join(f"k{i}" for i in range(len(exprs)))
+        all_present = " AND ".join(f"k{i} IS NOT NULL" for i in range(len(exprs)))
+        recs = quote_ident(ctx.records)
+        # Records missing a raw key cannot link (normalising never fills a value in), so
+        # they pass straight through and only the others are normalised and grouped;
+        # aggregate-then-join measured faster than a window over every record at 10M.
         rel = ctx.con.sql(
             f"""
-            SELECT record_id,
-                   CASE WHEN {all_present}
-                        THEN min(record_id) OVER (PARTITION BY {partition})
-                        ELSE record_id END AS cluster_id
-            FROM {quote_ident(ctx.records)}
+            WITH k AS MATERIALIZED (
+                SELECT record_id, {key_cols} FROM {recs} WHERE {raw_present})
+            SELECT record_id, record_id AS cluster_id FROM {recs} WHERE NOT ({raw_present})
+            UNION ALL
+            SELECT k.record_id, coalesce(g.b, k.record_id) AS cluster_id
+            FROM k LEFT JOIN (
+                SELECT {key_names}, min(record_id) AS b FROM k WHERE {all_present}
+                GROUP BY {key_names} HAVING count(*) > 1) g USING ({key_names})
             """
         )
         return MatchResult(clusters=rel, diagnostics={"keys": keys})

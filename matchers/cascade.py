@@ -278,10 +278,22 @@ class Cascade(BaseMatcher):
         if len(plan) == 1 and not self._runs_in_stages(uniq):
             rel = self._single_rule(ctx, keys_query, plan[0], diag)
         else:
-            labels = self._labels(ctx, keys_query, plan, uniq, diag, t0)
+            if self._runs_in_stages(uniq):
+                labels = self._labels(ctx, keys_query, plan, uniq, diag, t0)
+            else:
+                labels = self._closure(ctx, plan, options, diag)
+            # A record without every column of some rule links through nothing: it
+            # passes straight through instead of through the join with the labels.
+            keyed = " OR ".join(
+                "(" + " AND ".join(f"{q(c)} IS NOT NULL" for c in r.columns) + ")" for r in plan
+            )
+            recs = q(ctx.records)
             rel = ctx.con.sql(
-                f"""SELECT r.record_id, coalesce(l.label, r.record_id) AS cluster_id
-                    FROM {q(ctx.records)} r LEFT JOIN {q(labels)} l ON l.node = r.record_id"""
+                f"""SELECT record_id, record_id AS cluster_id FROM {recs} WHERE NOT ({keyed})
+                    UNION ALL
+                    SELECT r.record_id, coalesce(l.label, r.record_id) AS cluster_id
+                    FROM {recs} r LEFT JOIN {q(labels)} l ON l.node = r.record_id
+                    WHERE {keyed}"""
             )
         diag["seconds_prepare"] = round(time.perf_counter() - t0, 3)
         return MatchResult(clusters=rel, diagnostics=diag)
@@ -324,24 +336,51 @@ class Cascade(BaseMatcher):
             step=f"{self.name}: keys",
         )
         diag["seconds_keys"] = round(time.perf_counter() - t0, 3)
-        if self._runs_in_stages(uniq):
-            labels = sequential_labels(
-                ctx,
-                keys,
-                plan,
-                uniq,
-                diag,
-                max_cluster_size=self.max_cluster_size,
-                matcher=self.name,
-            )
-        else:
-            diag["mode"] = "closure"
-            edges = " UNION ALL ".join(edges_sql(q(keys), r) for r in plan)
-            cc = connected_components(ctx.con, edges, ctx.temp_name)
-            diag["components"] = cc.diagnostics()
-            labels = cc.table
+        labels = sequential_labels(
+            ctx,
+            keys,
+            plan,
+            uniq,
+            diag,
+            max_cluster_size=self.max_cluster_size,
+            matcher=self.name,
+        )
         drop_tables(ctx.con, keys)
         return labels
+
+    def _closure(
+        self, ctx: MatchContext, plan: list[Rule], options: KeyOptions, diag: dict[str, Any]
+    ) -> str:
+        """``(node, label)``: the components of every rule's links, closed at once.
+
+        Each rule normalises its own columns on the records that carry them all (a
+        name + birthday rule reads the few records with a birthday, not every record
+        with a name), and its keys live only until its edges are built.
+        """
+        diag["mode"] = "closure"
+        t0 = time.perf_counter()
+        edges = ctx.temp_name("rule_edges")
+        execute(ctx.con, f"CREATE OR REPLACE TEMP TABLE {q(edges)} (a BIGINT, b BIGINT)")
+        for rule in plan:
+            present = " AND ".join(f"{q(c)} IS NOT NULL" for c in rule.columns)
+            rule_keys = keys_sql(
+                ctx, list(rule.columns), options, with_ts=rule.window is not None, where=present
+            )
+            execute(
+                ctx.con,
+                f"INSERT INTO {q(edges)} WITH __keys AS MATERIALIZED ({rule_keys}) "
+                f"SELECT b AS a, a AS b FROM ({edges_sql('__keys', rule)}) WHERE b < a",
+                step=f"{self.name}: edges {rule.label}",
+            )
+        diag["seconds_keys"] = round(time.perf_counter() - t0, 3)
+        # Star edges from every record to its group's smallest record: a < b by
+        # construction, so the components skip their normalising pass.
+        cc = connected_components(
+            ctx.con, f"SELECT a, b FROM {q(edges)}", ctx.temp_name, oriented=True
+        )
+        drop_tables(ctx.con, edges)
+        diag["components"] = cc.diagnostics()
+        return cc.table
 
 
 class CascadeGuarded(Cascade):

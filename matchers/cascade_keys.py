@@ -139,11 +139,25 @@ def _excluded(ctx: MatchContext, columns: list[str], options: KeyOptions) -> lis
     return outer
 
 
-def keys_sql(ctx: MatchContext, columns: list[str], options: KeyOptions, *, with_ts: bool) -> str:
-    """SELECT of ``record_id``, [``ts``] and one normalised column per key column."""
+def keys_sql(
+    ctx: MatchContext,
+    columns: list[str],
+    options: KeyOptions,
+    *,
+    with_ts: bool,
+    where: str | None = None,
+) -> str:
+    """SELECT of ``record_id``, [``ts``] and one normalised column per key column.
+
+    ``where`` filters the raw records before anything is normalised (e.g. "the rule's
+    columns are present": normalising can turn a value into NULL, never the reverse, so
+    a presence filter on the raw columns loses no key).
+    """
     exprs, inner_extra, phone_join = _normalised(ctx, columns, options)
     recs = q(ctx.records)
-    source = f"(SELECT *{inner_extra} FROM {recs}) r" if inner_extra else f"{recs} r"
+    cond = f" WHERE {where}" if where else ""
+    wrap = inner_extra or cond
+    source = f"(SELECT *{inner_extra} FROM {recs}{cond}) r" if wrap else f"{recs} r"
     outer = _excluded(ctx, columns, options)
     ts = ", ts" if with_ts else ""
     inner_cols = ", ".join(f"{e} AS {q(c)}" for c, e in exprs.items())
