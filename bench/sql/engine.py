@@ -21,6 +21,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from bench.sql.interface import Engine
+
+#: What the functions below run on: a DuckDB connection or any :class:`Engine`.
+Target = duckdb.DuckDBPyConnection | Engine
+
 __all__ = [
     "SQLError",
     "confine",
@@ -109,6 +114,19 @@ def confine(
     con.execute("SET lock_configuration = true")
 
 
+def _duckdb(con: Target) -> duckdb.DuckDBPyConnection | None:
+    """The DuckDB connection behind ``con``, or ``None`` for another engine."""
+    if isinstance(con, Engine):
+        return getattr(con, "con", None) if con.kind == "duckdb" else None
+    return con
+
+
+def _no_params(con: Engine, params: Sequence[Any] | None, step: str) -> None:
+    if params:
+        msg = f"{step}: statement parameters are DuckDB-only (engine {con.kind}); inline literals"
+        raise TypeError(msg)
+
+
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None, step: str):
     try:
         return con.sql(sql, params=params) if params else con.sql(sql)
@@ -117,27 +135,36 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None,
 
 
 def execute(
-    con: duckdb.DuckDBPyConnection,
+    con: Target,
     sql: str,
     params: Sequence[Any] | None = None,
     *,
     step: str = "statement",
 ) -> None:
     """Run a statement for its effect (DDL, COPY...)."""
-    rel = _run(con, sql, params, step)
+    raw = _duckdb(con)
+    if raw is None:
+        _no_params(con, params, step)
+        con.execute(sql, step=step)
+        return
+    rel = _run(raw, sql, params, step)
     if rel is not None:  # a query used as a statement: read it fully, free the connection
         rel.fetchall()
 
 
 def query(
-    con: duckdb.DuckDBPyConnection,
+    con: Target,
     sql: str,
     params: Sequence[Any] | None = None,
     *,
     step: str = "query",
 ) -> pa.Table:
     """Run a query and return all rows as an Arrow table (fully read)."""
-    rel = _run(con, sql, params, step)
+    raw = _duckdb(con)
+    if raw is None:
+        _no_params(con, params, step)
+        return con.query(sql, step=step)
+    rel = _run(raw, sql, params, step)
     try:
         return rel.to_arrow_table()
     except duckdb.Error as exc:
@@ -145,7 +172,7 @@ def query(
 
 
 def query_one(
-    con: duckdb.DuckDBPyConnection,
+    con: Target,
     sql: str,
     params: Sequence[Any] | None = None,
     *,
@@ -160,13 +187,16 @@ def query_one(
 
 
 def register_parquet(
-    con: duckdb.DuckDBPyConnection,
+    con: Target,
     view: str,
     paths: str | Path | Iterable[str | Path],
     *,
     as_table: bool = False,
 ) -> None:
     """Expose Parquet file(s) under ``view``; ``as_table`` loads them into memory."""
+    if _duckdb(con) is None:
+        con.read_parquet(view, paths, as_table=as_table)
+        return
     files = [paths] if isinstance(paths, str | Path) else list(paths)
     src = "read_parquet([" + ", ".join(literal(p) for p in files) + "])"
     kind = "TABLE" if as_table else "VIEW"
@@ -177,12 +207,16 @@ def register_parquet(
     )
 
 
-def register_arrow(con: duckdb.DuckDBPyConnection, view: str, data: Any) -> None:
+def register_arrow(con: Target, view: str, data: Any) -> None:
     """Expose an in-memory Arrow table / polars / pandas frame under ``view``."""
-    con.register(view, data)
+    raw = _duckdb(con)
+    if raw is None:
+        con.register_arrow(view, data)
+    else:
+        raw.register(view, data)
 
 
-def materialise(con: duckdb.DuckDBPyConnection, output: Any, *, step: str) -> pa.Table:
+def materialise(con: Target, output: Any, *, step: str) -> pa.Table:
     """Turn a matcher output into an Arrow table, running any lazy relation now.
 
     Accepts a DuckDB relation, an Arrow table or record batch reader, a polars or pandas
@@ -192,6 +226,9 @@ def materialise(con: duckdb.DuckDBPyConnection, output: Any, *, step: str) -> pa
         return output
     if isinstance(output, str):
         return query(con, f"SELECT * FROM {quote_ident(output)}", step=step)
+    if isinstance(output, Engine):
+        msg = f"{step}: an engine is not a table"
+        raise TypeError(msg)
     if isinstance(output, duckdb.DuckDBPyRelation):
         try:
             return output.to_arrow_table()
@@ -199,8 +236,8 @@ def materialise(con: duckdb.DuckDBPyConnection, output: Any, *, step: str) -> pa
             raise SQLError(step, output.sql_query(), exc) from exc
     if isinstance(output, pa.RecordBatchReader):
         return output.read_all()
-    to_arrow = getattr(output, "to_arrow", None)
-    if callable(to_arrow):  # polars DataFrame
+    to_arrow = getattr(output, "to_arrow", None) or getattr(output, "toArrow", None)
+    if callable(to_arrow):  # polars DataFrame, Spark DataFrame
         return to_arrow()
     try:
         return pa.Table.from_pandas(output, preserve_index=False)
@@ -210,13 +247,16 @@ def materialise(con: duckdb.DuckDBPyConnection, output: Any, *, step: str) -> pa
 
 
 def write_parquet(
-    con: duckdb.DuckDBPyConnection,
+    con: Target,
     sql: str,
     path: str | Path,
     *,
     step: str = "write parquet",
 ) -> None:
-    """Write the result of ``sql`` to one Parquet file (zstd)."""
+    """Write the result of ``sql`` to Parquet (one file on DuckDB; zstd)."""
+    if _duckdb(con) is None:
+        con.write_parquet(sql, path, step=step)
+        return
     execute(
         con,
         f"COPY ({sql}) TO {literal(path)} (FORMAT parquet, COMPRESSION zstd)",
@@ -224,14 +264,18 @@ def write_parquet(
     )
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+def table_columns(con: Target, name: str) -> dict[str, str]:
     """Column name -> SQL type of a table or view."""
+    if _duckdb(con) is None:
+        return con.columns(name)
     rows = query(con, f"DESCRIBE {quote_ident(name)}", step=f"describe {name}").to_pylist()
     return {r["column_name"]: r["column_type"] for r in rows}
 
 
-def settings(con: duckdb.DuckDBPyConnection, names: Mapping[str, str] | None = None) -> dict:
+def settings(con: Target, names: Mapping[str, str] | None = None) -> dict:
     """Current values of engine settings worth recording in a run record."""
+    if _duckdb(con) is None:
+        return con.settings()
     wanted = list(names or ("threads", "memory_limit"))
     rows = query(
         con,
