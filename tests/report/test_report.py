@@ -297,3 +297,28 @@ def test_figures_draw_the_person_level_of_stored_series() -> None:
     }
     assert series(rec, "curves") == [rec["curves"][1]]
     assert series({"monthly": [{"month": "2024-01"}]}, "monthly") == [{"month": "2024-01"}]
+
+
+def test_scaling_quality_panel_circles_a_collapse(tmp_path: Path) -> None:
+    suite = tmp_path / "demo"
+    shutil.copytree(FIXTURE, suite)
+    plot_one(suite, "scaling", tmp_path / "before")
+    before = json.loads((tmp_path / "before" / "scaling.json").read_text(encoding="utf-8"))
+    # the fixture's F1 is flat with size: nothing is flagged
+    assert before["data"]["collapses"] == {}
+    assert "No matcher's F1 falls more than 0.05" in before["caption"]
+    # splink at the largest size loses 0.06 of F1 (0.8789 -> 0.8189): a collapse;
+    # exact keys=email loses 0.04: not one
+    for path in (suite / "runs").glob("*.json"):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec["status"] != "ok" or rec["dataset"]["recipe"]["overrides"]:
+            continue
+        largest = rec["dataset"]["n_records"] == 240000
+        if largest and rec["matcher"]["params"].get("keys") in (None, ["email"]):
+            drop = 0.06 if rec["matcher"]["name"] == "splink" else 0.04
+            rec["person"]["f1"] = round(rec["person"]["f1"] - drop, 4)
+            path.write_text(json.dumps(rec), encoding="utf-8")
+    plot_one(suite, "scaling", tmp_path / "after")
+    after = json.loads((tmp_path / "after" / "scaling.json").read_text(encoding="utf-8"))
+    assert after["data"]["collapses"] == {SPLINK: [240000]}
+    assert f"(a collapse): {SPLINK} at 240,000 records." in after["caption"]
