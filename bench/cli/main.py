@@ -184,7 +184,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
+    from bench.data.recipes import RecipeError, parse_overrides
     from bench.run.scale import cmd_scale
+
+    args.overrides = parse_overrides(args.set or [])
+    if "world.persons" in args.overrides:
+        msg = "scale: --set world.persons is not allowed: --sizes sets it at each size"
+        raise RecipeError(msg)
 
     return cmd_scale(args)
 
@@ -362,6 +368,13 @@ def _add_scale_command(sub: Any) -> None:
     )
     p.add_argument("--force", action="store_true", help="re-run stored runs")
     p.add_argument("--json", help="also write the sweep and fits to this JSON file")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a knob at every size, e.g. --set noise.typo_scale=2 (repeatable; "
+        "world.persons is set by --sizes)",
+    )
     p.set_defaults(func=_cmd_scale)
 
 

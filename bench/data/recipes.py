@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "RecipeError",
     "available_recipes",
     "load_recipe",
+    "parse_overrides",
     "recipes_dir",
 ]
 
@@ -362,6 +363,11 @@ def _parse_override(item: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return key, value
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c.d=x"]`` -> ``{"a.b": 1, "c.d": "x"}`` (values parsed as TOML)."""
+    return dict(_parse_override(item) for item in items)
 
 
 def _nest(dotted: str, value: Any) -> dict[str, Any]:

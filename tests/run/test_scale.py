@@ -179,3 +179,33 @@ def test_fit_table_shows_quality_and_the_collapse() -> None:
     assert "\x1b[31mF1 0.101 collapse" in styled
     assert styled.count("\x1b[31m") == 1
     assert json.loads(json.dumps(result))["points"]["splink"][1]["collapse"] is True
+
+
+def test_scale_cli_applies_set_at_every_size_and_refuses_world_persons(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["scale", "--matchers", "exact", "--sizes", "1k", "--set", "world.persons=9"]) == 2
+    assert not (tmp_path / "results").exists()
+    args = [
+        "scale",
+        "--matchers",
+        "exact",
+        "--sizes",
+        "2k,3k",
+        "--results",
+        "r",
+        "--json",
+        "s.json",
+    ]
+    assert main([*args, "--set", "emails.junk_share=0.05"]) == 0
+    stored = [
+        json.loads(p.read_text()) for p in (tmp_path / "r" / "scaling" / "runs").glob("*.json")
+    ]
+    assert len(stored) == 2
+    for rec in stored:  # the override reached the recipe of both sizes, beside world.persons
+        overrides = rec["dataset"]["recipe"]["overrides"]
+        assert "emails.junk_share=0.05" in overrides
+        assert any(o.startswith("world.persons=") for o in overrides)
