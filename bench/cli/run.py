@@ -23,7 +23,7 @@ from rich.table import Table
 from bench.cli.console import STATUS_STYLE, console, err
 from bench.metrics.aggregate import match_seconds
 from bench.report.format import format_number
-from bench.run.labels import config_key, short_labels
+from bench.run.labels import record_key, short_labels
 
 __all__ = ["cmd_run", "results_table"]
 
@@ -57,7 +57,7 @@ def results_table(records: list[dict[str, Any]]) -> Table:
         rps = (rec.get("throughput") or {}).get("records_per_s")
         table.add_row(
             rec["dataset"]["name"],
-            labels[config_key(rec["matcher"]["name"], rec["matcher"].get("params") or {})],
+            labels[record_key(rec)],
             f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
             format_number(m.get("precision")),
             format_number(m.get("recall")),
@@ -168,10 +168,15 @@ def plan_labels(runs: list[Any]) -> dict[str, str]:
             tags[name] = sorted(getattr(load_matcher_class(name), "tags", ()))
         except RegistryError:
             tags[name] = []
-    labels = short_labels(
-        {"matcher": {"name": r.matcher, "params": r.params, "tags": tags[r.matcher]}} for r in runs
-    )
-    return {r.key: labels[config_key(r.matcher, r.params)] for r in runs}
+    recs = {
+        r.key: {
+            "matcher": {"name": r.matcher, "params": r.params, "tags": tags[r.matcher]},
+            "engine": {"kind": getattr(r, "engine", "duckdb")},
+        }
+        for r in runs
+    }
+    labels = short_labels(recs.values())
+    return {key: labels[record_key(rec)] for key, rec in recs.items()}
 
 
 def run_title(run: Any, labels: dict[str, str]) -> str:
@@ -273,7 +278,7 @@ def _print_failures(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     failed = [r for r in records if r["status"] in FAILED_STATUSES]
     labels = short_labels(records)
     for r in failed:
-        label = labels[config_key(r["matcher"]["name"], r["matcher"].get("params") or {})]
+        label = labels[record_key(r)]
         err.print(
             f"[red]{r['status']}[/] {escape(label)} on "
             f"{escape(r['dataset']['name'])}: {escape(str(r['error']))}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.api import LENSES
 from bench.report.style import LENS_ORDER, UNSPECIFIED, colour_map
-from bench.run.labels import config_key, short_labels
+from bench.run.labels import record_key, short_labels
 from bench.run.results import load_records
 
 __all__ = [
@@ -124,8 +124,7 @@ class Results:
 
     def label(self, rec: Mapping[str, Any]) -> str:
         """Short label of a record's matcher configuration."""
-        m = rec.get("matcher") or {}
-        return self.labels[config_key(str(m.get("name")), m.get("params") or {})]
+        return self.labels[record_key(rec)]
 
     def colour(self, label: str) -> str:
         """Colour of a matcher label (stable across all figures of these results)."""

@@ -13,7 +13,16 @@ from typing import Any
 
 from bench.run.results import canonical_json
 
-__all__ = ["config_key", "config_label", "format_value", "matcher_label", "short_labels"]
+__all__ = [
+    "config_key",
+    "config_label",
+    "engine_of",
+    "format_value",
+    "matcher_label",
+    "record_key",
+    "record_name",
+    "short_labels",
+]
 
 #: Longest label shown; longer ones are cut with an ellipsis.
 _LABEL_MAX = 40
@@ -46,6 +55,24 @@ def config_key(name: str, params: Mapping[str, Any]) -> str:
     return f"{name}\x00{canonical_json(params)}"
 
 
+def engine_of(rec: Mapping[str, Any]) -> str:
+    """The engine a run record's matcher ran on (records before engines: ``duckdb``)."""
+    return str((rec.get("engine") or {}).get("kind") or "duckdb")
+
+
+def record_name(rec: Mapping[str, Any]) -> str:
+    """The matcher name a record is labelled by: ``cascade``, or ``cascade [spark]``
+    for a run on another engine than DuckDB, so one report can hold both."""
+    name = str((rec.get("matcher") or {}).get("name"))
+    kind = engine_of(rec)
+    return name if kind == "duckdb" else f"{name} [{kind}]"
+
+
+def record_key(rec: Mapping[str, Any]) -> str:
+    """:func:`config_key` of a run record's configuration (engine included)."""
+    return config_key(record_name(rec), (rec.get("matcher") or {}).get("params") or {})
+
+
 def matcher_label(
     name: str,
     params: Mapping[str, Any],
@@ -69,7 +96,7 @@ def matcher_label(
 def short_labels(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """The label of every matcher configuration of ``records``: name plus the params that vary.
 
-    Returns a mapping :func:`config_key` -> :func:`matcher_label`. A matcher run with one
+    Returns a mapping :func:`record_key` -> :func:`matcher_label`. A matcher run with one
     parameter set is labelled by its name alone; otherwise only the parameters whose
     values differ between its parameter sets are shown (``exact keys=email``). Two
     configurations whose cut labels coincide are numbered (``label #2``). The console
@@ -80,9 +107,10 @@ def short_labels(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     for rec in records:
         m = rec.get("matcher") or {}
         params = m.get("params") or {}
-        by_name.setdefault(str(m.get("name")), {})[canonical_json(params)] = params
+        name = record_name(rec)
+        by_name.setdefault(name, {})[canonical_json(params)] = params
         if "needs_labels" in (m.get("tags") or ()):
-            supervised.add(str(m.get("name")))
+            supervised.add(name)
     out: dict[str, str] = {}
     for name, configs in by_name.items():
         varying = _varying_keys(list(configs.values()))

@@ -74,22 +74,25 @@ def run_key(
     repeat: int,
     version: str | None = None,
     seed: int | None = None,
+    engine: str = "duckdb",
 ) -> str:
     """Deterministic id of a run: same dataset, matcher (and version), params, repeat, seed.
 
     A matcher whose ``version`` changes gets new keys, so its stored runs are not
-    mistaken for runs of the new code.
+    mistaken for runs of the new code. A run on another engine than DuckDB is another
+    run (its key holds the engine; DuckDB runs keep the keys they always had).
     """
-    text = canonical_json(
-        {
-            "dataset": dataset_fingerprint,
-            "matcher": matcher,
-            "version": version,
-            "params": params,
-            "repeat": repeat,
-            "seed": seed,
-        }
-    )
+    facts: dict[str, Any] = {
+        "dataset": dataset_fingerprint,
+        "matcher": matcher,
+        "version": version,
+        "params": params,
+        "repeat": repeat,
+        "seed": seed,
+    }
+    if engine != "duckdb":
+        facts["engine"] = engine
+    text = canonical_json(facts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -92,6 +92,8 @@ class PlannedRun:
     #: Also score the run on the persons a supervised run of its seed is scored on
     #: (the suite has a matcher tagged ``needs_labels``).
     heldout: bool = False
+    #: The engine the matcher runs on (part of the key unless DuckDB).
+    engine: str = "duckdb"
 
     def label(self) -> str:
         """Short description for progress displays (the report's label of the configuration)."""
@@ -115,10 +117,18 @@ def plan_suite(suite: Suite, *, progress: Callable | None = None) -> list[Planne
                         seed=suite.seed + repeat,
                         params=params,
                         repeat=repeat,
+                        engine=suite.engine.kind,
                     )
                     runs.append(
                         PlannedRun(
-                            key, ds, mspec.name, params, repeat, suite.seed + repeat, heldout
+                            key,
+                            ds,
+                            mspec.name,
+                            params,
+                            repeat,
+                            suite.seed + repeat,
+                            heldout,
+                            suite.engine.kind,
                         )
                     )
     return runs
@@ -170,6 +180,7 @@ def _job(run: PlannedRun, suite: Suite, staging: Path, tmp: Path) -> dict[str, A
         "staging_dir": str(staging),
         "result_path": str(tmp / "result.json"),
         "python_path": [str(Path(p).resolve()) for p in suite.python_path],
+        "engine": suite.engine.to_dict(),
     }
 
 
@@ -283,6 +294,8 @@ def _record(run: PlannedRun, suite: Suite, outcome: ProcessOutcome) -> dict[str,
             "memory_limit_bytes": suite.memory_limit_bytes,
             "threads": suite.threads,
         },
+        # what the matcher ran on; the worker adds the engine's own settings
+        "engine": {**suite.engine.to_dict(), **result.pop("engine", {})},
         **result,  # person / household metrics, output summary, diagnostics, traceback
         "environment": environment(),
     }

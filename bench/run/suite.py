@@ -20,6 +20,11 @@ A suite is a TOML file::
     params = {keys = ["email"]}          # fixed parameters
     grid = {keys = [["email"], ["phone"]]}  # each combination is a separate run
 
+    [engine]                  # optional; default: embedded DuckDB
+    kind = "spark"            # "duckdb" or "spark" (needs the [spark] extra and Java)
+    master = "local[2]"       # local[N], spark://host:7077 or a Spark Connect sc://host:15002
+    conf = {"spark.executor.memory" = "4g"}  # Spark conf, passed as given
+
 Unknown keys and wrong types are rejected with the file, the key and the reason.
 :func:`check_suite` then checks the matchers it names (names, parameters, columns)
 before any data is generated.
@@ -38,11 +43,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ENGINES",
     "DatasetSpec",
+    "EngineSpec",
     "MatcherSpec",
     "Suite",
     "SuiteError",
     "default_suite_path",
+    "engine_spec",
     "load_suite",
     "parse_bytes",
 ]
@@ -60,7 +68,12 @@ _SUITE_KEYS = {
     "python_path": list,
     "datasets": list,
     "matchers": list,
+    "engine": dict,
 }
+_ENGINE_KEYS = {"kind": str, "master": str, "conf": dict}
+#: Engines a suite can run its matchers on.
+ENGINES = ("duckdb", "spark")
+_MASTER = re.compile(r"local(\[(\d+|\*)\])?|(spark|sc|k8s)://\S+|yarn")
 _DATASET_KEYS = {"path": str, "recipe": str, "size": str, "seed": int, "overrides": dict}
 _MATCHER_KEYS = {"name": str, "params": dict, "grid": dict}
 
@@ -127,6 +140,52 @@ class MatcherSpec:
 
 
 @dataclass(frozen=True)
+class EngineSpec:
+    """The engine matchers run on: embedded DuckDB, or Spark at ``master`` with ``conf``.
+
+    Evaluation and reports always run on DuckDB; only the matcher's work moves.
+    """
+
+    kind: str = "duckdb"
+    master: str = "local[2]"
+    conf: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for jobs and run records (``master``/``conf`` only for Spark)."""
+        if self.kind == "duckdb":
+            return {"kind": "duckdb"}
+        return {"kind": self.kind, "master": self.master, "conf": dict(self.conf)}
+
+
+def engine_spec(table: dict[str, Any], where: str) -> EngineSpec:
+    """An :class:`EngineSpec` from an ``[engine]`` table (or CLI flags as a dict)."""
+    _check_keys(table, _ENGINE_KEYS, where)
+    kind = table.get("kind", "duckdb")
+    if kind not in ENGINES:
+        msg = f"{where}: kind must be one of {', '.join(ENGINES)}, got {kind!r}"
+        raise SuiteError(msg)
+    master = table.get("master", "local[2]")
+    if not _MASTER.fullmatch(master):
+        msg = (
+            f"{where}: master {master!r} is not a Spark master "
+            "(local[N], spark://host:port, sc://host:port, k8s://..., yarn)"
+        )
+        raise SuiteError(msg)
+    conf = table.get("conf", {})
+    bad = [k for k, v in conf.items() if isinstance(v, dict | list)]
+    if bad:
+        msg = f"{where}: conf.{bad[0]} must be a string, number or boolean"
+        raise SuiteError(msg)
+    if kind == "duckdb" and ("master" in table or conf):
+        msg = f"{where}: master and conf apply to kind = 'spark' only"
+        raise SuiteError(msg)
+    norm = tuple(
+        sorted((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items())
+    )
+    return EngineSpec(kind=kind, master=master, conf=norm)
+
+
+@dataclass(frozen=True)
 class Suite:
     """A parsed suite spec."""
 
@@ -141,6 +200,7 @@ class Suite:
     python_path: tuple[Path, ...] = ()
     description: str = ""
     source: Path | None = None
+    engine: EngineSpec = field(default_factory=EngineSpec)
 
 
 def _check_keys(table: dict[str, Any], allowed: dict[str, Any], where: str) -> None:
@@ -275,6 +335,7 @@ def load_suite(path: str | Path) -> Suite:
         threads=data.get("threads", 2),
         python_path=tuple((base / p).resolve() for p in data.get("python_path", [])),
         source=path.resolve(),
+        engine=engine_spec(data.get("engine", {}), f"suite {path}: engine"),
     )
 
 

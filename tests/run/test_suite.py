@@ -101,6 +101,57 @@ def test_run_keys_depend_on_the_seed() -> None:
     assert run_key(**args, seed=1) != run_key(**args, seed=2)
 
 
+def test_run_keys_of_duckdb_runs_are_unchanged_and_other_engines_differ() -> None:
+    from bench.run.results import run_key
+
+    args = {"dataset_fingerprint": "sha256:x", "matcher": "cascade", "params": {}, "repeat": 0}
+    # the key every stored DuckDB run already has (computed before engines existed)
+    assert run_key(**args, seed=1) == run_key(**args, seed=1, engine="duckdb") == "f04f512b18d22d05"
+    assert run_key(**args, seed=1, engine="spark") != run_key(**args, seed=1)
+
+
+def test_engine_table_is_read_and_checked(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, OK))
+    assert suite.engine.kind == "duckdb" and suite.engine.to_dict() == {"kind": "duckdb"}
+    text = (
+        OK
+        + '[engine]\nkind = "spark"\nmaster = "local[2]"\nconf = {"spark.driver.memory" = "2g"}\n'
+    )
+    spark = load_suite(_write(tmp_path, text)).engine
+    assert spark.to_dict() == {
+        "kind": "spark",
+        "master": "local[2]",
+        "conf": {"spark.driver.memory": "2g"},
+    }
+    for bad, needle in (
+        ('[engine]\nkind = "flink"\n', "kind must be one of duckdb, spark, got 'flink'"),
+        (
+            '[engine]\nkind = "spark"\nmaster = "locl[2]"\n',
+            "master 'locl[2]' is not a Spark master",
+        ),
+        (
+            '[engine]\nkind = "spark"\nmastr = "local"\n',
+            "unknown key 'mastr' (did you mean 'master'?)",
+        ),
+        ('[engine]\nmaster = "local[2]"\n', "master and conf apply to kind = 'spark' only"),
+    ):
+        with pytest.raises(SuiteError, match=re.escape(needle)) as info:
+            load_suite(_write(tmp_path, OK + bad))
+        assert "s.toml: engine" in str(info.value)
+
+
+def test_labels_name_the_engine_of_runs_off_duckdb() -> None:
+    from bench.run.labels import record_key, short_labels
+
+    recs = [
+        {"matcher": {"name": "cascade", "params": {}}},
+        {"matcher": {"name": "cascade", "params": {}}, "engine": {"kind": "duckdb"}},
+        {"matcher": {"name": "cascade", "params": {}}, "engine": {"kind": "spark"}},
+    ]
+    labels = short_labels(recs)
+    assert [labels[record_key(r)] for r in recs] == ["cascade", "cascade", "cascade [spark]"]
+
+
 # --- checking the matchers a suite names, before anything runs -------------------------
 
 BAD_SUITE = """name = "bad"
