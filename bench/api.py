@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
 
+from bench.sql.duckdb_engine import DuckDBEngine
 from bench.sql.engine import (
     SQLError,
     execute,
@@ -52,6 +53,7 @@ from bench.sql.graph import (
     capped_components,
     connected_components,
 )
+from bench.sql.interface import Engine, UnsupportedOnEngine
 
 if TYPE_CHECKING:
     import duckdb
@@ -71,11 +73,14 @@ __all__ = [
     "BaseMatcher",
     "CappedComponents",
     "ComponentsResult",
+    "Engine",
     "MatchContext",
     "MatchResult",
     "Matcher",
+    "NoDuckDB",
     "SQLError",
     "UnsupportedInput",
+    "UnsupportedOnEngine",
     "capped_components",
     "connected_components",
     "execute",
@@ -109,8 +114,28 @@ PAIR_COLUMNS = ("record_id_l", "record_id_r", "score")
 class UnsupportedInput(Exception):
     """Raised by a matcher when the dataset lacks what it needs (a column, a table).
 
-    The runner records such a run as ``skipped`` with the message, not as an error.
+    The runner records such a run as ``skipped`` with the message, not as an error. A
+    matcher that cannot run on the run's engine raises it too (see :class:`NoDuckDB`).
     """
+
+
+class NoDuckDB:
+    """``MatchContext.con`` of a run on another engine than DuckDB.
+
+    Any use (``ctx.con.sql(...)``, passing it to a SQL helper) raises
+    :class:`UnsupportedInput` naming the engine, so a matcher written for DuckDB only
+    is recorded as skipped on that engine, with the reason.
+    """
+
+    def __init__(self, engine: str) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        msg = (
+            f"this matcher uses the DuckDB connection (ctx.con.{name}), and this run's "
+            f"engine is {self._engine}: only matchers written against ctx.engine run there"
+        )
+        raise UnsupportedInput(msg)
 
 
 @dataclass(frozen=True)
@@ -138,6 +163,12 @@ class MatchContext:
         Number of threads the run may use (already set on ``con``).
     prefix
         Namespace for objects the matcher creates in ``con``.
+    engine
+        The SQL engine of the run (:class:`~bench.sql.interface.Engine`); ``None``
+        means DuckDB over ``con``. Matchers that run on every engine use ``engine``
+        with the SQL helpers of this module (``execute(ctx.engine, ...)``) and write
+        DuckDB SQL; on another engine ``con`` is a stand-in whose every use raises
+        :class:`UnsupportedInput`, so a DuckDB-only matcher is recorded as skipped.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -147,6 +178,11 @@ class MatchContext:
     labels: str | None = None
     threads: int = 1
     prefix: str = "__idbench_m_"
+    engine: Engine = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.engine is None:
+            object.__setattr__(self, "engine", DuckDBEngine(self.con))
 
     def temp_name(self, name: str) -> str:
         """Return a namespaced name for a table/view the matcher creates."""
@@ -157,7 +193,25 @@ class MatchContext:
 
     def columns(self) -> list[str]:
         """Column names of the records view."""
-        return [row[0] for row in self.con.sql(f"DESCRIBE {quote_ident(self.records)}").fetchall()]
+        return list(table_columns(self.engine, self.records))
+
+    def rows(self, sql: str, name: str) -> Output:
+        """The rows of ``sql`` (DuckDB SQL) as a matcher output, on any engine.
+
+        On DuckDB a lazy relation (read once, by the harness, inside the timed phase);
+        elsewhere a view ``temp_name(name)`` on the engine, which the harness reads the
+        same way.
+        """
+        if self.engine.kind == "duckdb":
+            return self.engine.con.sql(sql)  # type: ignore[attr-defined]
+        view = self.temp_name(name)
+        self.engine.create_view(view, sql, step=f"{name}: output")
+        return view
+
+    @property
+    def engine_kind(self) -> str:
+        """``"duckdb"`` or ``"spark"``: the engine the run's SQL goes to."""
+        return self.engine.kind
 
     def require_columns(self, *names: str) -> None:
         """Raise :class:`UnsupportedInput` unless the records have all ``names``."""

@@ -28,8 +28,9 @@ class Singletons(BaseMatcher):
 
     def match(self, ctx: MatchContext) -> MatchResult:
         """Return one cluster per record."""
-        rel = ctx.con.sql(
-            f"SELECT record_id, record_id AS cluster_id FROM {quote_ident(ctx.records)}"
+        rel = ctx.rows(
+            f"SELECT record_id, record_id AS cluster_id FROM {quote_ident(ctx.records)}",
+            "clusters",
         )
         return MatchResult(clusters=rel)
 
@@ -79,7 +80,7 @@ class Exact(BaseMatcher):
         # Records missing a raw key cannot link (normalising never fills a value in), so
         # they pass straight through and only the others are normalised and grouped;
         # aggregate-then-join measured faster than a window over every record at 10M.
-        rel = ctx.con.sql(
+        rel = ctx.rows(
             f"""
             WITH k AS MATERIALIZED (
                 SELECT record_id, {key_cols} FROM {recs} WHERE {raw_present})
@@ -89,6 +90,7 @@ class Exact(BaseMatcher):
             FROM k LEFT JOIN (
                 SELECT {key_names}, min(record_id) AS b FROM k WHERE {all_present}
                 GROUP BY {key_names} HAVING count(*) > 1) g USING ({key_names})
-            """
+            """,
+            "clusters",
         )
         return MatchResult(clusters=rel, diagnostics={"keys": keys})

@@ -288,12 +288,13 @@ class Cascade(BaseMatcher):
                 "(" + " AND ".join(f"{q(c)} IS NOT NULL" for c in r.columns) + ")" for r in plan
             )
             recs = q(ctx.records)
-            rel = ctx.con.sql(
+            rel = ctx.rows(
                 f"""SELECT record_id, record_id AS cluster_id FROM {recs} WHERE NOT ({keyed})
                     UNION ALL
                     SELECT r.record_id, coalesce(l.label, r.record_id) AS cluster_id
                     FROM {recs} r LEFT JOIN {q(labels)} l ON l.node = r.record_id
-                    WHERE {keyed}"""
+                    WHERE {keyed}""",
+                "clusters",
             )
         diag["seconds_prepare"] = round(time.perf_counter() - t0, 3)
         return MatchResult(clusters=rel, diagnostics=diag)
@@ -309,11 +310,11 @@ class Cascade(BaseMatcher):
         diag["mode"] = "single-rule"
         keys = ctx.temp_name("keys_view")
         execute(
-            ctx.con,
+            ctx.engine,
             f"CREATE OR REPLACE TEMP VIEW {q(keys)} AS {keys_query}",
             step=f"{self.name}: keys",
         )
-        return ctx.con.sql(single_rule_clusters_sql(q(ctx.records), q(keys), rule))
+        return ctx.rows(single_rule_clusters_sql(q(ctx.records), q(keys), rule), "clusters")
 
     def _labels(
         self,
@@ -330,7 +331,7 @@ class Cascade(BaseMatcher):
             "(" + " AND ".join(f"{q(c)} IS NOT NULL" for c in r.columns) + ")" for r in plan
         )
         execute(
-            ctx.con,
+            ctx.engine,
             f"CREATE OR REPLACE TEMP TABLE {q(keys)} AS SELECT * FROM ({keys_query}) "
             f"WHERE {present_any}",
             step=f"{self.name}: keys",
@@ -345,7 +346,7 @@ class Cascade(BaseMatcher):
             max_cluster_size=self.max_cluster_size,
             matcher=self.name,
         )
-        drop_tables(ctx.con, keys)
+        drop_tables(ctx.engine, keys)
         return labels
 
     def _closure(
@@ -360,14 +361,14 @@ class Cascade(BaseMatcher):
         diag["mode"] = "closure"
         t0 = time.perf_counter()
         edges = ctx.temp_name("rule_edges")
-        execute(ctx.con, f"CREATE OR REPLACE TEMP TABLE {q(edges)} (a BIGINT, b BIGINT)")
+        execute(ctx.engine, f"CREATE OR REPLACE TEMP TABLE {q(edges)} (a BIGINT, b BIGINT)")
         for rule in plan:
             present = " AND ".join(f"{q(c)} IS NOT NULL" for c in rule.columns)
             rule_keys = keys_sql(
                 ctx, list(rule.columns), options, with_ts=rule.window is not None, where=present
             )
             execute(
-                ctx.con,
+                ctx.engine,
                 f"INSERT INTO {q(edges)} WITH __keys AS MATERIALIZED ({rule_keys}) "
                 f"SELECT b AS a, a AS b FROM ({edges_sql('__keys', rule)}) WHERE b < a",
                 step=f"{self.name}: edges {rule.label}",
@@ -376,9 +377,9 @@ class Cascade(BaseMatcher):
         # Star edges from every record to its group's smallest record: a < b by
         # construction, so the components skip their normalising pass.
         cc = connected_components(
-            ctx.con, f"SELECT a, b FROM {q(edges)}", ctx.temp_name, oriented=True
+            ctx.engine, f"SELECT a, b FROM {q(edges)}", ctx.temp_name, oriented=True
         )
-        drop_tables(ctx.con, edges)
+        drop_tables(ctx.engine, edges)
         diag["components"] = cc.diagnostics()
         return cc.table
 

@@ -27,7 +27,7 @@ q = quote_ident
 
 
 def _count(ctx: MatchContext, sql: str) -> int:
-    return int(query_one(ctx.con, sql)["n"])
+    return int(query_one(ctx.engine, sql)["n"])
 
 
 def _conflict_sql(uniq: list[str]) -> str:
@@ -43,7 +43,7 @@ def _unique_values(ctx: MatchContext, keys: str, uniq: list[str]) -> str:
         cols = ", ".join(q(c) for c in uniq)
         anyv = " OR ".join(f"{q(c)} IS NOT NULL" for c in uniq)
         execute(
-            ctx.con,
+            ctx.engine,
             f"CREATE OR REPLACE TEMP TABLE {q(uvals)} AS SELECT record_id, {cols} "
             f"FROM {q(keys)} WHERE {anyv}",
         )
@@ -54,7 +54,7 @@ def _cluster_edges(ctx: MatchContext, keys: str, rule: Rule, state: str, step: s
     """The rule's edges between current clusters; ``g`` (the group's min record) names the group."""
     edges = ctx.temp_name("rule_edges")
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(edges)} AS
             SELECT e.b AS g, coalesce(sa.label, e.a) AS ca, coalesce(sb.label, e.b) AS cb
             FROM ({edges_sql(q(keys), rule)}) e
@@ -71,7 +71,7 @@ def _cluster_values(ctx: MatchContext, uvals: str, state: str, uniq: list[str]) 
     cvals = ctx.temp_name("cluster_values")
     maxes = ", ".join(f"max({q(c)}) AS {q(c)}" for c in uniq)
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(cvals)} AS
             SELECT coalesce(s.label, u.record_id) AS c, {maxes}
             FROM {q(uvals)} u LEFT JOIN {q(state)} s ON s.node = u.record_id
@@ -86,7 +86,7 @@ def _refuse_groups(
     """Guard (1): drop the key groups joining two values; return the accepted edges query."""
     ok = edges + "_ok"
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(ok)} AS
             WITH members AS (SELECT g, ca AS c FROM {q(edges)}
                              UNION SELECT g, cb FROM {q(edges)}),
@@ -111,7 +111,7 @@ def _refuse_components(
     """Guard (2): drop the components joining two values; return the accepted table."""
     accepted = ctx.temp_name("accepted")
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(accepted)} AS
             WITH members AS (SELECT node AS c, label FROM {q(components)}
                              UNION SELECT label, label FROM {q(components)}),
@@ -149,21 +149,21 @@ def _apply_rule(
         edge_src = _refuse_groups(ctx, edges, cvals, uniq, info, step)
     else:
         edge_src = f"SELECT ca AS a, cb AS b FROM {q(edges)}"
-    cc = connected_components(ctx.con, edge_src, ctx.temp_name)
+    cc = connected_components(ctx.engine, edge_src, ctx.temp_name)
     info["components"] = cc.diagnostics()
     accepted = cc.table
     if cvals is not None:
         accepted = _refuse_components(ctx, cc.table, cvals, uniq, info, step)
     nxt = ctx.temp_name(f"state_{index}")
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(nxt)} AS
             SELECT s.node, coalesce(t.label, s.label) AS label
             FROM {q(state)} s LEFT JOIN {q(accepted)} t ON t.node = s.label
             UNION ALL SELECT node, label FROM {q(accepted)}""",
         step=f"{step} merge",
     )
-    drop_tables(ctx.con, *{edges, edges + "_ok", cvals, accepted, cc.table})
+    drop_tables(ctx.engine, *{edges, edges + "_ok", cvals, accepted, cc.table})
     return nxt, info
 
 
@@ -196,25 +196,25 @@ def sequential_labels(
     """
     diag["mode"] = "sequential"
     state = ctx.temp_name("state_0")  # node -> label, only for node <> label
-    execute(ctx.con, f"CREATE OR REPLACE TEMP TABLE {q(state)} (node BIGINT, label BIGINT)")
+    execute(ctx.engine, f"CREATE OR REPLACE TEMP TABLE {q(state)} (node BIGINT, label BIGINT)")
     stages: list[str] = []
     per_rule: list[dict[str, Any]] = []
     uvals = _unique_values(ctx, keys, uniq)
     for i, rule in enumerate(rules, start=1):
         nxt, info = _apply_rule(ctx, keys, rule, i, state, uvals, uniq, matcher)
         if max_cluster_size is None or i == 1:
-            drop_tables(ctx.con, state)
+            drop_tables(ctx.engine, state)
         else:
             stages.append(state)
         state = nxt
         per_rule.append(info)
     diag["per_rule"] = per_rule
-    drop_tables(ctx.con, uvals)
+    drop_tables(ctx.engine, uvals)
     if max_cluster_size is not None:
         state = cap_clusters(
             ctx, keys, rules, state, stages, diag, cap=max_cluster_size, matcher=matcher
         )
-    drop_tables(ctx.con, *stages)
+    drop_tables(ctx.engine, *stages)
     return state
 
 
@@ -231,7 +231,7 @@ def _profiles(ctx: MatchContext, keys: str, rules: list[Rule]) -> str | None:
     if not trusted:
         return None
     edges = " UNION ALL ".join(edges_sql(q(keys), r) for r in trusted)
-    return connected_components(ctx.con, edges, ctx.temp_name).table
+    return connected_components(ctx.engine, edges, ctx.temp_name).table
 
 
 def _sizes_sql(stage: str, profiles: str | None) -> str:
@@ -254,10 +254,10 @@ def _fall_back(
     leave ``pending``.
     """
     over = ctx.temp_name("cap_override")
-    execute(ctx.con, f"CREATE OR REPLACE TEMP TABLE {q(over)} (node BIGINT, label BIGINT)")
+    execute(ctx.engine, f"CREATE OR REPLACE TEMP TABLE {q(over)} (node BIGINT, label BIGINT)")
     for stage in reversed(stages):
         execute(
-            ctx.con,
+            ctx.engine,
             f"""INSERT INTO {q(over)}
                 WITH sizes AS ({_sizes_sql(stage, profiles)})
                 SELECT p.record_id, coalesce(s.label, p.record_id)
@@ -267,7 +267,7 @@ def _fall_back(
             step=f"{matcher}: cap fallback",
         )
         execute(
-            ctx.con,
+            ctx.engine,
             f"DELETE FROM {q(pending)} WHERE record_id IN (SELECT node FROM {q(over)})",
         )
     return over
@@ -289,7 +289,7 @@ def cap_clusters(
     profiles = _profiles(ctx, keys, rules)
     pending = ctx.temp_name("cap_pending")
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(pending)} AS
             WITH big AS (SELECT label FROM ({_sizes_sql(state, profiles)})
                          WHERE n > {cap})
@@ -300,12 +300,12 @@ def cap_clusters(
     n_big = _count(ctx, f"SELECT count(*) AS n FROM {q(pending)}")
     diag["capped_records"] = n_big
     if not n_big:
-        drop_tables(ctx.con, pending, profiles)
+        drop_tables(ctx.engine, pending, profiles)
         return state
     over = _fall_back(ctx, pending, stages, profiles, cap, matcher)
     out = ctx.temp_name("capped")
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {q(out)} AS
             SELECT node, label FROM {q(state)}
             WHERE node NOT IN (SELECT record_id FROM {q(pending)})
@@ -313,5 +313,5 @@ def cap_clusters(
             UNION ALL SELECT node, label FROM {q(over)} WHERE node <> label""",
         step=f"{matcher}: cap apply",
     )
-    drop_tables(ctx.con, pending, over, state, profiles)
+    drop_tables(ctx.engine, pending, over, state, profiles)
     return out

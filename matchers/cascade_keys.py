@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.api import MatchContext, execute, literal, quote_ident
+from bench.api import MatchContext, UnsupportedInput, execute, literal, quote_ident
 from matchers.normalise import (
     email_base_sql,
     email_sql,
@@ -51,7 +51,7 @@ def make_exclusions(ctx: MatchContext, columns: list[str], options: KeyOptions) 
         return
     table = _exclusions_table(ctx)
     execute(
-        ctx.con,
+        ctx.engine,
         f"CREATE OR REPLACE TEMP TABLE {q(table)} (col VARCHAR, v VARCHAR)",
         step="exclusions",
     )
@@ -67,11 +67,13 @@ def make_exclusions(ctx: MatchContext, columns: list[str], options: KeyOptions) 
         )
         if key_kind(col) == "date":
             norm = "CAST(" + norm + " AS VARCHAR)"
+        if not vals:
+            continue
+        rows = ", ".join(f"({literal(v)})" for v in vals)
         execute(
-            ctx.con,
-            f"INSERT INTO {q(table)} SELECT ?, CAST({norm} AS VARCHAR) "
-            "FROM (SELECT unnest(?::VARCHAR[]) AS raw)",
-            [col, vals],
+            ctx.engine,
+            f"INSERT INTO {q(table)} SELECT {literal(col)}, CAST({norm} AS VARCHAR) "
+            f"FROM (VALUES {rows}) AS t(raw)",
             step="exclusions",
         )
 
@@ -91,6 +93,9 @@ def _normalised(
     exprs: dict[str, str] = {}
     for col in columns:
         if key_kind(col) == "phone" and options.phone_method == "phonenumbers":
+            if ctx.engine_kind != "duckdb":
+                msg = f"phone_method='phonenumbers' runs on DuckDB only (engine {ctx.engine_kind})"
+                raise UnsupportedInput(msg)
             pmap = ctx.temp_name(f"phone_map_{len(exprs)}")
             phone_map_phonenumbers(
                 ctx.con, f"SELECT {q(col)} FROM {recs}", pmap, region=options.phone_region

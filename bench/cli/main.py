@@ -184,10 +184,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
+    from bench.cli.run import with_engine
     from bench.data.recipes import RecipeError, parse_overrides
     from bench.run.scale import cmd_scale
+    from bench.run.suite import Suite
 
     args.overrides = parse_overrides(args.set or [])
+    args.engine_spec = with_engine(Suite(name="scale", datasets=(), matchers=()), args).engine
     if "world.persons" in args.overrides:
         msg = "scale: --set world.persons is not allowed: --sizes sets it at each size"
         raise RecipeError(msg)
@@ -308,6 +311,7 @@ def _add_run_command(sub: Any) -> None:
         "cannot be recomputed)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write the report afterwards")
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -348,6 +352,21 @@ def _add_data_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_describe)
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    """``--engine`` / ``--master``: where the matchers run (overrides the suite's [engine])."""
+    p.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        help="engine the matchers run on (default: the suite's [engine], else duckdb); "
+        "spark needs the [spark] extra and Java",
+    )
+    p.add_argument(
+        "--master",
+        help="Spark master for --engine spark: local[N] (default local[2]), spark://host:port "
+        "or a Spark Connect sc://host:port",
+    )
+
+
 def _add_scale_command(sub: Any) -> None:
     """``scale``: a scaling sweep built in code."""
     p = _command(
@@ -368,6 +387,7 @@ def _add_scale_command(sub: Any) -> None:
     )
     p.add_argument("--force", action="store_true", help="re-run stored runs")
     p.add_argument("--json", help="also write the sweep and fits to this JSON file")
+    _add_engine_options(p)
     p.add_argument(
         "--set",
         action="append",

@@ -336,6 +336,26 @@ def _execute(
         )
 
 
+def with_engine(suite: Any, args: argparse.Namespace) -> Any:
+    """``suite`` with the engine of ``--engine`` / ``--master`` when given."""
+    import dataclasses
+
+    from bench.run.suite import SuiteError, engine_spec
+
+    kind, master = getattr(args, "engine", None), getattr(args, "master", None)
+    if kind is None and master is None:
+        return suite
+    if master is not None and (kind or suite.engine.kind) != "spark":
+        msg = "--master applies to --engine spark only"
+        raise SuiteError(msg)
+    table: dict[str, Any] = {"kind": kind or suite.engine.kind}
+    if table["kind"] == "spark":
+        same = suite.engine.kind == "spark"
+        table["master"] = master or (suite.engine.master if same else "local[2]")
+        table["conf"] = dict(suite.engine.conf) if same else {}
+    return dataclasses.replace(suite, engine=engine_spec(table, "command line: --engine"))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite of datasets x matchers; store one record per run; print the results.
 
@@ -345,7 +365,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.suite import default_suite_path, load_suite
     from bench.run.suite_check import check_suite
 
-    suite = load_suite(args.suite or default_suite_path())
+    suite = with_engine(load_suite(args.suite or default_suite_path()), args)
     suite_dir = Path(args.results) / suite.name
     if args.recompute:
         return _recompute(suite_dir)

@@ -19,8 +19,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from bench.api import CLUSTER_COLUMNS, PAIR_COLUMNS, MatchContext, Matcher, MatchResult
+from bench.api import (
+    CLUSTER_COLUMNS,
+    PAIR_COLUMNS,
+    MatchContext,
+    Matcher,
+    MatchResult,
+    NoDuckDB,
+)
 from bench.sql import engine
+from bench.sql.interface import Engine
 
 __all__ = [
     "INPUT_PREFIX",
@@ -56,7 +64,7 @@ class Outcome:
 Source = str | Path | pa.Table
 
 
-def _load_one(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> None:
+def _load_one(con: engine.Target, name: str, source: Source) -> None:
     table = INPUT_PREFIX + name
     if isinstance(source, str | Path):
         engine.register_parquet(con, table, source, as_table=True)
@@ -68,7 +76,10 @@ def _load_one(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> None
             f"SELECT * FROM {engine.quote_ident(table + '_arrow')}",
             step=f"load {name}",
         )
-        con.unregister(f"{table}_arrow")
+        if isinstance(con, Engine):
+            con.drop(f"{table}_arrow")
+        else:
+            con.unregister(f"{table}_arrow")
     engine.execute(
         con,
         f"CREATE VIEW {engine.quote_ident(name)} AS SELECT * FROM {engine.quote_ident(table)}",
@@ -77,7 +88,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> None
 
 
 def load_inputs(
-    con: duckdb.DuckDBPyConnection,
+    con: engine.Target,
     records: Source,
     tables: Mapping[str, Source] | None = None,
     *,
@@ -89,6 +100,10 @@ def load_inputs(
 
     Parameters
     ----------
+    con
+        A DuckDB connection, or an engine (:class:`~bench.sql.interface.Engine`): on
+        another engine than DuckDB the context's ``con`` is a :class:`~bench.api.NoDuckDB`
+        stand-in.
     records
         Parquet path or Arrow table of the records to resolve.
     tables
@@ -103,8 +118,11 @@ def load_inputs(
         views[name] = name
     if labels is not None:
         _load_one(con, "labels", labels)
+    run_engine = con if isinstance(con, Engine) else None
+    raw = getattr(con, "con", None) if isinstance(con, Engine) else con
     return MatchContext(
-        con=con,
+        con=raw if raw is not None else NoDuckDB(con.kind),
+        engine=run_engine,
         records=RECORDS_VIEW,
         tables=views,
         seed=seed,
@@ -113,7 +131,7 @@ def load_inputs(
     )
 
 
-def _as_table(con: duckdb.DuckDBPyConnection, output: Any, what: str) -> pa.Table:
+def _as_table(con: engine.Target, output: Any, what: str) -> pa.Table:
     table = engine.materialise(con, output, step=f"materialise {what}")
     if not isinstance(table, pa.Table):  # pragma: no cover - materialise guarantees it
         msg = f"{what}: expected a table, got {type(table).__name__}"
@@ -134,8 +152,8 @@ def run_matcher(matcher: Matcher, ctx: MatchContext) -> Outcome:
     if not isinstance(result, MatchResult):
         msg = f"match() must return a MatchResult, got {type(result).__name__}"
         raise MalformedOutput(msg)
-    clusters = _as_table(ctx.con, result.clusters, "clusters")
-    pairs = None if result.pairs is None else _as_table(ctx.con, result.pairs, "pairs")
+    clusters = _as_table(ctx.engine, result.clusters, "clusters")
+    pairs = None if result.pairs is None else _as_table(ctx.engine, result.pairs, "pairs")
     timings["match"] = time.perf_counter() - t0
     diagnostics = result.diagnostics or {}
     try:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.metrics.aggregate import fit_power_law, match_seconds
-from bench.run.suite import DatasetSpec, MatcherSpec, Suite, parse_bytes
+from bench.run.suite import DatasetSpec, EngineSpec, MatcherSpec, Suite, parse_bytes
 
 __all__ = [
     "COLLAPSE_F1_DROP",
@@ -164,6 +164,7 @@ def scale(
     threads: int = 2,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    engine: EngineSpec | None = None,
     force: bool = False,
     on_plan: Callable | None = None,
     on_start: Callable | None = None,
@@ -191,8 +192,9 @@ def scale(
         Fixed constructor parameters per matcher name, e.g. ``{"exact": {"keys": ["email"]}}``.
     overrides
         Recipe overrides applied at every size besides ``world.persons``, e.g.
-        ``{"networks.sample_share": 0.003}`` (a population of 1/0.001 times the persons
-        outgrows the generator's address ranges above ~2M records).
+        ``{"noise.typo_scale": 2}`` (``idbench scale --set``).
+    engine
+        Where the matchers run (default: DuckDB); ``idbench scale --engine spark``.
     force
         Re-run runs that are already stored.
     on_plan, on_start, on_done, progress
@@ -240,6 +242,7 @@ def scale(
         timeout_s=float(timeout_s),
         memory_limit_bytes=parse_bytes(memory_limit),
         threads=threads,
+        engine=engine or EngineSpec(),
     )
     records = run_suite(
         suite,
@@ -461,6 +464,7 @@ def cmd_scale(args: Any) -> int:
             timeout_s=args.timeout,
             memory_limit=args.memory_limit,
             overrides=getattr(args, "overrides", None),
+            engine=getattr(args, "engine_spec", None),
             force=args.force,
             on_plan=on_plan,
             on_start=on_start,

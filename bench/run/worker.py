@@ -92,6 +92,30 @@ def _load_matcher(job: dict[str, Any], result: dict[str, Any]) -> tuple[type, Ma
     return cls, matcher
 
 
+def _spark_engine(spec: dict[str, Any], job: dict[str, Any], result: dict[str, Any]) -> Any:
+    """A Spark engine at the job's master; its settings go to ``result["engine"]``.
+
+    Spark reads the staged inputs itself: unlike the DuckDB connection it cannot be
+    confined to the inputs folder, so a matcher on Spark could read other local files
+    (``docs/spark.md`` says so). Checkpoints go to the run's spill folder.
+    """
+    try:
+        from bench.sql.spark import SparkEngine, spark_session
+    except ImportError as exc:  # pyspark missing: the run is skipped, not an error
+        msg = f"engine spark needs the [spark] extra (pip install -e '.[spark]'): {exc}"
+        raise UnsupportedInput(msg) from exc
+    session = spark_session(
+        master=spec.get("master", "local[2]"),
+        conf=spec.get("conf") or {},
+        app_name=f"idbench {job['matcher']}",
+    )
+    checkpoints = Path(job["spill_dir"]) / "spark"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    eng = SparkEngine(session, scratch_dir=checkpoints, stop_on_close=True)
+    result["engine"] = {"kind": "spark", **eng.settings()}
+    return eng
+
+
 def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
     """Carry out ``job``, filling ``result`` as phases complete."""
     timings = result.setdefault("timings", {})
@@ -108,7 +132,15 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
         threads=job["threads"], memory_limit=_duckdb_limit(job["memory_limit_bytes"])
     )
     engine.confine(con, allowed_directories=[inputs], temp_directory=job["spill_dir"])
-    ctx = load_inputs(con, records, tables, seed=job["seed"], threads=job["threads"], labels=labels)
+    spec = job.get("engine") or {"kind": "duckdb"}
+    if spec["kind"] == "duckdb":
+        target: Any = con
+    else:  # the matcher's SQL goes to Spark; DuckDB keeps the records to validate against
+        target = _spark_engine(spec, job, result)
+        engine.register_parquet(con, "records", records)
+    ctx = load_inputs(
+        target, records, tables, seed=job["seed"], threads=job["threads"], labels=labels
+    )
     timings["load"] = time.perf_counter() - t0
 
     try:
@@ -124,6 +156,9 @@ def execute_job(job: dict[str, Any], result: dict[str, Any]) -> None:
     except MalformedOutput as exc:
         msg = f"{_registered_name(cls, job['matcher'])} returned malformed output: {exc}"
         raise MalformedOutput(msg) from exc
+    finally:
+        if target is not con:
+            target.close()
     con.close()
 
     t0 = time.perf_counter()
