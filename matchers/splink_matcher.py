@@ -190,7 +190,7 @@ class SplinkMatcher(BaseMatcher):
     """
 
     name: ClassVar[str] = "splink"
-    version: ClassVar[str] = "5"
+    version: ClassVar[str] = "6"
     lens: ClassVar[str] = "probabilistic"
     tags: ClassVar[frozenset[str]] = frozenset({"pii", "emits_pairs"})
 

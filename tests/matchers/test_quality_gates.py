@@ -71,10 +71,11 @@ GATES: list[tuple[str, dict[str, Any], str, dict[str, float]]] = [
     # (On dmp-crossdevice there are no logins: nothing to bridge there, by design.)
     ("login-bridge", {}, "identity-graph", {"bcubed_f1": 0.47, "bcubed_precision": 0.90}),
     # Splink on the first-party recipe with its built-in settings: precise, recall
-    # limited by blocking and the 0.9 threshold. F1 0.664 (seeds 2/3: 0.671/0.668),
-    # precision 0.991 (splink version 4, identical records collapsed into profiles;
-    # version 3 without: F1 0.408, precision 0.982). Splink is seeded (u sampling, EM)
-    # so this is reproducible.
+    # limited by blocking and the 0.9 threshold. Version 6 (EM sessions on blocks that
+    # do not grow with the data, prior from rules with a personal field): F1 0.704
+    # (seeds 2/3: 0.703/0.719), precision 0.997 (0.992/0.994); version 4 measured F1
+    # 0.664, precision 0.991; version 3 (no profiles) F1 0.408. Splink is seeded (u
+    # sampling, EM) so this is reproducible.
     ("splink", {}, "cdp-realistic", {"f1": 0.62, "precision": 0.96}),
     # Splink where most records are event rows (logins, visits) of few identifiers:
     # B-cubed F1 0.246 (seeds 2/3: 0.244/0.205; the floor holds for seeds 1-2), B-cubed
