@@ -6,7 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.idbench-installed
 
-.PHONY: run test test-quick bench bench-ci lint format clean-venv
+SPARK_STAMP := $(VENV)/.idbench-spark-installed
+
+.PHONY: run test test-quick test-spark bench bench-ci lint format clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "idbench needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -20,6 +22,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The Spark engine's tests (skipped by `make test`): installs the [spark] extra (pyspark,
+# pinned in requirements.lock) and runs the tests marked spark on one local[2] session.
+# Needs Java 17+ on PATH (Debian: openjdk-17-jre-headless).
+$(SPARK_STAMP): $(STAMP)
+	@command -v java >/dev/null || { echo "make test-spark needs Java 17+ on PATH (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,spark]'
+	@touch $(SPARK_STAMP)
+
+test-spark: $(SPARK_STAMP)
+	IDBENCH_SPARK_TESTS=1 $(BIN)/python -m pytest -m spark
 
 # The quick loop while editing (under a minute on 2 cores): everything but the tests
 # marked slow (worker processes, data generation, Splink/recordlinkage fits, benchmarks).

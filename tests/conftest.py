@@ -75,3 +75,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         matcher = callspec.params.get("matcher") if callspec is not None else None
         if in_benchmarks or getattr(matcher, "name", None) in SLOW_CONFORMANCE:
             item.add_marker(pytest.mark.slow)
+
+
+#: ``make test-spark`` sets this to run the tests marked ``spark``; the default suite
+#: skips them (a JVM per session, minutes on 2 cores) and says how to run them.
+SPARK_TESTS_ENV = "IDBENCH_SPARK_TESTS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the Spark tests unless ``make test-spark`` asked for them."""
+    import os
+
+    if os.environ.get(SPARK_TESTS_ENV) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"Spark tests run with `make test-spark` ({SPARK_TESTS_ENV}=1; needs the "
+        "[spark] extra and Java)"
+    )
+    for item in items:
+        if "spark" in item.keywords:
+            item.add_marker(skip)

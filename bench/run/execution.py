@@ -72,7 +72,7 @@ def _load_one(con: engine.Target, name: str, source: Source) -> None:
         engine.register_arrow(con, f"{table}_arrow", source)
         engine.execute(
             con,
-            f"CREATE TABLE {engine.quote_ident(table)} AS "
+            f"CREATE OR REPLACE TABLE {engine.quote_ident(table)} AS "
             f"SELECT * FROM {engine.quote_ident(table + '_arrow')}",
             step=f"load {name}",
         )
@@ -82,7 +82,8 @@ def _load_one(con: engine.Target, name: str, source: Source) -> None:
             con.unregister(f"{table}_arrow")
     engine.execute(
         con,
-        f"CREATE VIEW {engine.quote_ident(name)} AS SELECT * FROM {engine.quote_ident(table)}",
+        f"CREATE OR REPLACE VIEW {engine.quote_ident(name)} AS "
+        f"SELECT * FROM {engine.quote_ident(table)}",
         step=f"expose {name}",
     )
 
