@@ -62,36 +62,41 @@ SLOW_CONFORMANCE = frozenset(
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the slow tests that are slow by where they live rather than by what they are.
-
-    Benchmarks (``tests/benchmarks/``) time real work, and the conformance checks of the
-    matchers in :data:`SLOW_CONFORMANCE` fit real models; every other slow test carries
-    ``pytest.mark.slow`` in its own module.
-    """
-    for item in items:
-        in_benchmarks = (TESTS_DIR / "benchmarks") in Path(item.path).parents
-        callspec = getattr(item, "callspec", None)
-        matcher = callspec.params.get("matcher") if callspec is not None else None
-        if in_benchmarks or getattr(matcher, "name", None) in SLOW_CONFORMANCE:
-            item.add_marker(pytest.mark.slow)
-
-
 #: ``make test-spark`` sets this to run the tests marked ``spark``; the default suite
 #: skips them (a JVM per session, minutes on 2 cores) and says how to run them.
 SPARK_TESTS_ENV = "IDBENCH_SPARK_TESTS"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the Spark tests unless ``make test-spark`` asked for them."""
+    """Mark the slow tests that are slow by where they live; skip the Spark tests.
+
+    Benchmarks (``tests/benchmarks/``) time real work, and the conformance checks of the
+    matchers in :data:`SLOW_CONFORMANCE` fit real models; every other slow test carries
+    ``pytest.mark.slow`` in its own module. Tests marked ``spark`` are skipped unless
+    :data:`SPARK_TESTS_ENV` is ``1`` (``make test-spark``).
+    """
     import os
 
-    if os.environ.get(SPARK_TESTS_ENV) == "1":
-        return
+    run_spark = os.environ.get(SPARK_TESTS_ENV) == "1"
     skip = pytest.mark.skip(
         reason=f"Spark tests run with `make test-spark` ({SPARK_TESTS_ENV}=1; needs the "
         "[spark] extra and Java)"
     )
     for item in items:
-        if "spark" in item.keywords:
+        in_benchmarks = (TESTS_DIR / "benchmarks") in Path(item.path).parents
+        callspec = getattr(item, "callspec", None)
+        matcher = callspec.params.get("matcher") if callspec is not None else None
+        if in_benchmarks or getattr(matcher, "name", None) in SLOW_CONFORMANCE:
+            item.add_marker(pytest.mark.slow)
+        if not run_spark and "spark" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def spark():  # -> pyspark.sql.SparkSession, imported only when a Spark test asks for it
+    """One ``local[2]`` Spark session for every Spark test of the session."""
+    from bench.sql.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
