@@ -285,7 +285,7 @@ def _add_run_command(sub: Any) -> None:
         "run a suite (default: the bundled default suite)",
         "Run every dataset x matcher x parameter set x repeat of a suite, one process per "
         "run, and store a record per run; stored runs are skipped. SUITE is a TOML file or "
-        "a bundled suite: default, guards, noise-sweep.",
+        "a bundled suite: default, guards, noise-sweep, engines.",
     )
     p.add_argument("suite", nargs="?", help="suite TOML file or bundled suite name")
     p.add_argument("--results", default="results", help="results root")
