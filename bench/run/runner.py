@@ -19,6 +19,7 @@ interrupted re-run keeps the old one. One run at a time writes a suite's results
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -313,9 +314,13 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
     staging = None
     try:
         staging = store.new_staging_dir(run.key)
+        load_start = _load_average()
         outcome = _run_process(run, suite, store, staging)
+        load_end = _load_average()
         _evaluate(run, suite, staging, outcome)
         record = _record(run, suite, outcome)
+        # the machine is often shared: its load beside the timings says how to read them
+        record["load_average"] = {"start": load_start, "end": load_end}
         store.store(record, staged_raw=staging if outcome.status == "ok" else None, new_run=True)
     except OSError as exc:
         raise folder_error(store.root, exc) from exc
@@ -323,6 +328,14 @@ def execute_run(run: PlannedRun, suite: Suite, store: RunStore) -> dict[str, Any
         if staging is not None:  # moved into place when stored; else dropped
             shutil.rmtree(staging, ignore_errors=True)
     return record
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (``None`` where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux/macOS
+        return None
 
 
 def _stored_records(

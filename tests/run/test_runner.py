@@ -71,6 +71,10 @@ def test_good_runs_store_records_with_metrics(tmp_path: Path, fixture_dataset: P
         assert set(rec["timings"]) >= {"load", "fit", "match", "validate", "evaluate", "wall"}
         assert rec["peak_rss_bytes"] > 10 * 1024**2
         assert rec["environment"]["packages"]["duckdb"]
+        # the machine's load at the start and end of the run, beside its timings
+        for when in ("start", "end"):
+            assert len(rec["load_average"][when]) == 3
+            assert all(x >= 0 for x in rec["load_average"][when])
         assert rec["dataset"]["fingerprint"].startswith("sha256:")
         store = RunStore(tmp_path / "results" / "t")
         assert (store.raw_dir(rec["run_key"]) / "clusters.parquet").is_file()
