@@ -62,8 +62,12 @@ def result_df_guard(ctx: MatchContext) -> Iterator[bool]:
     registers a relation named ``result_df`` in the connection, outside its
     ``__splink__`` namespace. Yields whether that name is free (run the analysis only
     then) and unregisters it afterwards, so the connection holds nothing unprefixed of
-    ours.
+    ours. Off DuckDB, Splink registers it in a DuckDB connection of its own, away from
+    the run's tables: the name is always free there.
     """
+    if ctx.engine_kind != "duckdb":
+        yield True
+        return
     taken = (
         query(
             ctx.con,
@@ -228,7 +232,7 @@ def guarded_clusters(
         The context Splink ran on (``ctx.records``: one record per profile).
     predictions
         Table of Splink's predictions (``record_id_l``, ``record_id_r``,
-        ``match_probability``).
+        ``match_probability``), in the run's engine.
     threshold
         Match probability at or above which a pair links.
     max_profiles
@@ -245,14 +249,14 @@ def guarded_clusters(
     """
     edges = ctx.temp_name("splink_edges")
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP VIEW {quote_ident(edges)} AS
             SELECT record_id_l AS a, record_id_r AS b, match_probability AS score
             FROM {predictions}""",
         step="splink: cluster edges",
     )
     cc = capped_components(
-        ctx.con, edges, ctx.temp_name, threshold=threshold, max_size=max_profiles
+        ctx.engine, edges, ctx.temp_name, threshold=threshold, max_size=max_profiles
     )
     info = {
         "max_cluster_profiles": max_profiles,

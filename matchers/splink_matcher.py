@@ -1,7 +1,10 @@
-"""Probabilistic matching with Splink (Fellegi-Sunter), run on the harness's DuckDB.
+"""Probabilistic matching with Splink (Fellegi-Sunter), run on the run's engine.
 
-Splink works in the run's own connection (``DuckDBAPI(connection=ctx.con)``) and reads
-the records view in place; everything it creates there is named ``__splink__...``.
+Splink works where the run's SQL runs (:mod:`matchers.splink_backend`): in the run's
+DuckDB connection (``DuckDBAPI(connection=ctx.con)``), or, on a Spark run, in the run's
+Spark session (Splink's Spark backend). It reads the records view in place; everything
+it creates is named ``__splink__...``, and the adapter's own SQL (profiles, counts,
+clustering, outputs) goes through ``ctx.engine``.
 Training follows Splink's recommended recipe: the prior match probability from
 near-certain deterministic rules, u-probabilities by random sampling (seeded, so the
 run is reproducible) on a sample sized to the data, then m-probabilities by expectation
@@ -21,15 +24,12 @@ module is the adapter: the settings, the plan, ``fit`` and ``match``.
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from splink import DuckDBAPI, Linker
+from splink import Linker
 
 from bench.api import (
     BaseMatcher,
@@ -40,6 +40,7 @@ from bench.api import (
     quote_ident,
     table_columns,
 )
+from matchers.splink_backend import database_api, dialect
 from matchers.splink_budget import guarded_clusters, sample_proportion, within_budget
 from matchers.splink_profiles import (
     collapse_profiles,
@@ -49,9 +50,12 @@ from matchers.splink_profiles import (
 )
 from matchers.splink_settings import (
     PII_COLUMNS,
+    check_dialect,
     default_settings,
     default_training_rules,
     deterministic_rules,
+    is_trained,
+    load_settings,
 )
 from matchers.splink_training import (
     estimate_prior,
@@ -69,53 +73,15 @@ log = logging.getLogger(__name__)
 _LINK_TYPES = ("dedupe_only", "link_only", "link_and_dedupe")
 
 
-def _load_settings(settings: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
-    """Return a private copy of the user's settings (dict or path to a JSON file)."""
-    if settings is None:
-        return {}
-    if isinstance(settings, Mapping):
-        return copy.deepcopy(dict(settings))
-    path = Path(settings)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        msg = f"splink: cannot read settings JSON {path}: {exc}"
-        raise ValueError(msg) from exc
-    if not isinstance(data, dict):
-        msg = f"splink: settings file {path} must hold a JSON object, got {type(data).__name__}"
-        raise ValueError(msg)
-    return data
-
-
-def _is_trained(settings: Mapping[str, Any]) -> bool:
-    """Whether the settings are a saved model: m and u values present on the levels.
-
-    A model saved by Splink leaves m (or u) empty for levels never observed in
-    training; those fall back to Splink's defaults, so presence anywhere is the test.
-    """
-    comparisons = settings.get("comparisons") or []
-    if not comparisons or not all(isinstance(c, Mapping) for c in comparisons):
-        return False
-    levels = [
-        level
-        for comparison in comparisons
-        for level in comparison.get("comparison_levels", [])
-        if not level.get("is_null_level")
-    ]
-    has_m = any(level.get("m_probability") is not None for level in levels)
-    has_u = any(level.get("u_probability") is not None for level in levels)
-    return has_m and has_u
-
-
 def _populated_columns(ctx: MatchContext) -> dict[str, str]:
     """Columns (name -> SQL type) of the records that hold values in at least two records.
 
     A column that exists but is empty (e.g. names on anonymous cookie records) cannot be
     compared and would leave its EM session without pairs.
     """
-    columns = table_columns(ctx.con, ctx.records)
+    columns = table_columns(ctx.engine, ctx.records)
     counts = query(
-        ctx.con,
+        ctx.engine,
         "SELECT "
         + ", ".join(f"count({quote_ident(c)}) AS {quote_ident(c)}" for c in columns)
         + f" FROM {quote_ident(ctx.records)}",
@@ -124,14 +90,19 @@ def _populated_columns(ctx: MatchContext) -> dict[str, str]:
     return {c: t for c, t in columns.items() if counts[c] >= 2}
 
 
+def _fit_key(ctx: MatchContext) -> int:
+    """What a fit belongs to: the run's DuckDB connection, or its engine elsewhere."""
+    return id(ctx.con) if ctx.engine_kind == "duckdb" else id(ctx.engine)
+
+
 def _count_records(ctx: MatchContext) -> int:
     table = quote_ident(ctx.records)
-    rows = query(ctx.con, f"SELECT count(*) AS n FROM {table}", step="count records")
+    rows = query(ctx.engine, f"SELECT count(*) AS n FROM {table}", step="count records")
     return int(rows.column("n")[0].as_py())
 
 
 class SplinkMatcher(BaseMatcher):
-    """Fellegi-Sunter matching with Splink on the run's DuckDB connection.
+    """Fellegi-Sunter matching with Splink on the run's engine (DuckDB or Spark).
 
     Parameters
     ----------
@@ -143,7 +114,12 @@ class SplinkMatcher(BaseMatcher):
         override the built-in settings (:func:`matchers.splink_settings.default_settings`),
         e.g. ``{"blocking_rules_to_generate_predictions": [...]}`` keeps the built-in
         comparisons. A saved, trained model (every level has m and u) is used as is,
-        without training (see :func:`_is_trained`).
+        without training (see :func:`matchers.splink_settings.is_trained`). SQL text in
+        the settings (conditions, blocking rules) is run as written, so it must be in the
+        run's engine's dialect (DuckDB's, or Spark's: backticks, not double quotes, around
+        names); a model saved on the other engine is refused
+        (:func:`matchers.splink_settings.check_dialect`). Comparison and blocking-rule
+        objects of Splink's libraries (``cl.ExactMatch``, ``block_on``) suit both.
     link_type
         ``"dedupe_only"`` (all records against all), or ``"link_only"`` /
         ``"link_and_dedupe"`` with the ``source`` column as the dataset.
@@ -158,9 +134,9 @@ class SplinkMatcher(BaseMatcher):
         gets the fallback of :func:`matchers.splink_training.fill_untrained_levels`
         (diagnostics: ``untrained_levels``).
     training_rules
-        Blocking rules of the EM sessions, each a SQL condition or a list of columns;
-        ``None`` picks rules from the columns present so that every comparison is
-        estimated at least once.
+        Blocking rules of the EM sessions, each a SQL condition (in the engine's dialect)
+        or a list of columns; ``None`` picks rules from the columns present so that every
+        comparison is estimated at least once.
     deterministic_recall
         Assumed recall of the near-certain rules used to estimate the prior probability
         that two random records match.
@@ -231,15 +207,16 @@ class SplinkMatcher(BaseMatcher):
         The built-in model's populated PII columns; with your own settings (or a saved
         model) the input columns of its comparisons, read through Splink.
         """
-        user = _load_settings(self.settings)
+        user = load_settings(self.settings)
         if "comparisons" not in user:
             populated = _populated_columns(ctx) if populated is None else populated
             return [c for c in populated if c in PII_COLUMNS]
         from splink.internals.settings_creator import SettingsCreator
 
+        check_dialect(user, dialect(ctx))
         merged = {"link_type": self.link_type, "unique_id_column_name": "record_id", **user}
-        parsed = SettingsCreator.from_path_or_dict(merged).get_settings("duckdb")
-        present = table_columns(ctx.con, ctx.records)
+        parsed = SettingsCreator.from_path_or_dict(merged).get_settings(dialect(ctx))
+        present = table_columns(ctx.engine, ctx.records)
         used = [c.unquote().name for c in parsed._columns_used_by_comparisons]
         missing = sorted({c for c in used if c not in present})
         if missing:
@@ -260,7 +237,7 @@ class SplinkMatcher(BaseMatcher):
         is off or the link type is ``link_only`` (a collapse would link records of one
         source).
         """
-        link_type = _load_settings(self.settings).get("link_type", self.link_type)
+        link_type = load_settings(self.settings).get("link_type", self.link_type)
         if not self.collapse_identical or link_type == "link_only":
             return ctx, None
         return collapse_profiles(ctx, self.profile_columns(ctx, populated), link_type)
@@ -283,7 +260,8 @@ class SplinkMatcher(BaseMatcher):
         if self.link_type not in _LINK_TYPES:
             msg = f"splink: link_type must be one of {_LINK_TYPES}, got {self.link_type!r}"
             raise ValueError(msg)
-        user = _load_settings(self.settings)
+        user = load_settings(self.settings)
+        check_dialect(user, dialect(ctx))
         if "comparisons" in user:
             merged = {"link_type": self.link_type, "unique_id_column_name": "record_id", **user}
         else:
@@ -295,8 +273,9 @@ class SplinkMatcher(BaseMatcher):
                     "Pass settings=... with your own comparisons to use other columns."
                 )
                 raise UnsupportedInput(msg)
-            merged = {**default_settings(columns, link_type=self.link_type), **user}
-        return merged, _is_trained(merged)
+            built_in = default_settings(columns, link_type=self.link_type, dialect=dialect(ctx))
+            merged = {**built_in, **user}
+        return merged, is_trained(merged)
 
     def plan(
         self, ctx: MatchContext, *, columns: Mapping[str, str] | None = None
@@ -325,14 +304,14 @@ class SplinkMatcher(BaseMatcher):
         }
         if n < 2:
             return plan
-        records = DuckDBAPI(connection=ctx.con).register(ctx.records)
+        records = database_api(ctx).register(ctx.records)
         kept, budget = within_budget(ctx, records, settings, n, self.max_comparisons)
         settings["blocking_rules_to_generate_predictions"] = kept
         plan["blocking_budget"] = budget
         if trained:
             return plan
         rules = deterministic_rules(columns)
-        user_prior = "probability_two_random_records_match" in _load_settings(self.settings)
+        user_prior = "probability_two_random_records_match" in load_settings(self.settings)
         if rules and not user_prior:
             plan["prior"] = {
                 "deterministic_matching_rules": rules,
@@ -361,7 +340,7 @@ class SplinkMatcher(BaseMatcher):
         return plan
 
     def fit(self, ctx: MatchContext) -> Self:
-        """Build the linker on ``ctx.con`` and train it (unless given a trained model)."""
+        """Build the linker on the run's engine and train it (unless given a trained model)."""
         phases: dict[str, float] = {}
         t0 = time.perf_counter()
         columns = _populated_columns(ctx)
@@ -370,15 +349,14 @@ class SplinkMatcher(BaseMatcher):
         t0 = time.perf_counter()
         plan = self.plan(ctx, columns=columns)
         phases["plan"] = time.perf_counter() - t0
-        self.fitted_on_ = id(ctx.con)
+        self.fitted_on_ = _fit_key(ctx)
         self.profile_ctx_ = ctx
         self.plan_ = plan
         if plan["n_records"] < 2:  # nothing to compare; Splink's estimators divide by zero
             self.linker_ = None
             self.fit_diagnostics_ = {"trained_here": False, "training_rules": [], "phases": {}}
             return self
-        db_api = DuckDBAPI(connection=ctx.con)
-        records = db_api.register(ctx.records)
+        records = database_api(ctx).register(ctx.records)
         # log_level=None: leave logging configuration to the application.
         linker = Linker(records, plan["settings"], log_level=None)
         if plan["prior"] is not None:
@@ -425,7 +403,7 @@ class SplinkMatcher(BaseMatcher):
 
     def match(self, ctx: MatchContext) -> MatchResult:
         """Score the blocked pairs and cluster them at ``threshold``."""
-        if getattr(self, "fitted_on_", None) != id(ctx.con):
+        if getattr(self, "fitted_on_", None) != _fit_key(ctx):
             self.fit(ctx)
         if self.linker_ is None:
             return self._trivial(ctx)
@@ -443,7 +421,9 @@ class SplinkMatcher(BaseMatcher):
         phases["cluster"] = time.perf_counter() - t0
 
         n_comparisons = (
-            query(ctx.con, f"SELECT count(*) AS n FROM {predictions.physical_name}", step="count")
+            query(
+                ctx.engine, f"SELECT count(*) AS n FROM {predictions.physical_name}", step="count"
+            )
             .column("n")[0]
             .as_py()
         )
@@ -453,8 +433,10 @@ class SplinkMatcher(BaseMatcher):
                    match_probability AS score
             FROM {predictions.physical_name}
         """
-        pairs = ctx.con.sql(records_pairs_sql(self._profile_info(), scored))
-        clusters = ctx.con.sql(records_clusters_sql(self._profile_info(), clusters_sql))
+        pairs = ctx.rows(records_pairs_sql(self._profile_info(), scored), "splink_pairs")
+        clusters = ctx.rows(
+            records_clusters_sql(self._profile_info(), clusters_sql), "splink_clusters"
+        )
         diagnostics = {
             **{k: v for k, v in self.fit_diagnostics_.items() if k != "phases"},
             "phases": phases,
@@ -475,17 +457,19 @@ class SplinkMatcher(BaseMatcher):
     def _trivial(self, ctx: MatchContext) -> MatchResult:
         """Output for fewer than two profiles: each alone, identical records together."""
         table = quote_ident(ctx.records)
-        clusters = ctx.con.sql(
+        clusters = ctx.rows(
             records_clusters_sql(
                 self._profile_info(), f"SELECT record_id, record_id AS cluster_id FROM {table}"
-            )
+            ),
+            "splink_clusters",
         )
-        pairs = ctx.con.sql(
+        pairs = ctx.rows(
             records_pairs_sql(
                 self._profile_info(),
                 "SELECT record_id AS record_id_l, record_id AS record_id_r, 0.0::DOUBLE AS score "
                 f"FROM {table} WHERE false",
-            )
+            ),
+            "splink_pairs",
         )
         diagnostics = {**self.fit_diagnostics_, "comparisons": 0}
         diagnostics["profiles"] = profile_summary(self._profile_info())

@@ -51,7 +51,7 @@ def collapse_profiles(
     evidence enough, and Splink scores such records itself. For a link type other than
     ``dedupe_only`` the ``source`` must agree too. Creates ``<prefix>splink_profile_of``
     (``record_id -> profile``, the smallest ``record_id`` of the group) and a view of the
-    representatives in ``ctx.con``. Returns ``ctx`` itself (and ``None``) when no
+    representatives in the run's engine. Returns ``ctx`` itself (and ``None``) when no
     identifier is compared.
     """
     keys = [c for c in columns if c in COLLAPSE_KEYS]
@@ -64,7 +64,7 @@ def collapse_profiles(
     cols = ", ".join(quote_ident(c) for c in columns)
     has_key = " OR ".join(f"{quote_ident(c)} IS NOT NULL" for c in keys)
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP TABLE {quote_ident(profile_of)} AS
             SELECT record_id,
                    CASE WHEN {has_key} THEN min(record_id) OVER (PARTITION BY {cols})
@@ -73,7 +73,7 @@ def collapse_profiles(
         step="splink: profiles",
     )
     execute(
-        ctx.con,
+        ctx.engine,
         f"""CREATE OR REPLACE TEMP VIEW {quote_ident(reps)} AS
             SELECT r.* FROM {table} AS r
             JOIN {quote_ident(profile_of)} AS p
@@ -81,7 +81,7 @@ def collapse_profiles(
         step="splink: profile representatives",
     )
     counts = query(
-        ctx.con,
+        ctx.engine,
         f"SELECT count(*) AS n, count(DISTINCT profile) AS profiles FROM {quote_ident(profile_of)}",
         step="splink: profile counts",
     ).to_pylist()[0]

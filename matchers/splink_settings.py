@@ -6,12 +6,17 @@ Fellegi-Sunter model specification (a Splink settings dict, JSON-able), and
 every comparison is estimated in at least one session. Both are pure functions of the
 column names and types, so the settings a run used can be stored and re-read.
 
-Users override any key of the built-in dict through ``SplinkMatcher(settings=...)``.
+Users override any key of the built-in dict through ``SplinkMatcher(settings=...)``;
+:func:`load_settings` reads theirs, :func:`is_trained` tells a saved model, and
+:func:`check_dialect` refuses a model saved on another engine than the run's.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import splink.comparison_library as cl
@@ -20,11 +25,15 @@ from splink import SettingsCreator, block_on
 from matchers.blocking import PAIR_BLOCKS
 
 __all__ = [
+    "DIALECTS",
     "ID_COLUMNS",
     "PII_COLUMNS",
+    "check_dialect",
     "default_settings",
     "default_training_rules",
     "deterministic_rules",
+    "is_trained",
+    "load_settings",
     "prediction_rules",
 ]
 
@@ -48,13 +57,40 @@ PII_COLUMNS: tuple[str, ...] = (
     *ID_COLUMNS,
 )
 
-# Digits only, so "+49 30 123" and "030-123" compare on the same footing; the last nine
-# digits survive both national and international prefixes.
-_PHONE = "nullif(regexp_replace(CAST(\"phone_{side}\" AS VARCHAR), '[^0-9]', '', 'g'), '')"
+Dialect = Literal["duckdb", "spark"]
+
+#: The SQL dialects the built-in settings are written for: the engines idbench runs
+#: Splink on (Splink's ``sql_dialect`` names).
+DIALECTS: tuple[str, ...] = ("duckdb", "spark")
 
 
-def _phone_comparison() -> cl.CustomComparison:
-    left, right = _PHONE.format(side="l"), _PHONE.format(side="r")
+#: Format of a ``dob`` held as text, per dialect (``None``: Splink's default for the
+#: dialect, ``%Y-%m-%d`` on DuckDB).
+_DOB_FORMAT: dict[str, str | None] = {"duckdb": None, "spark": "yyyy-MM-dd"}
+
+
+def _phone_digits(side: str, dialect: Dialect) -> str:
+    """The phone of one side of a pair as digits only (``NULL`` when none is left).
+
+    Digits only, so "+49 30 123" and "030-123" compare on the same footing; the last
+    nine digits survive both national and international prefixes. DuckDB replaces the
+    first match only unless given the ``'g'`` flag; Spark always replaces every match.
+    """
+    if dialect == "spark":
+        return f"nullif(regexp_replace(CAST(`phone_{side}` AS STRING), '[^0-9]', ''), '')"
+    return f"nullif(regexp_replace(CAST(\"phone_{side}\" AS VARCHAR), '[^0-9]', '', 'g'), '')"
+
+
+def _phone_comparison(dialect: Dialect = "duckdb") -> cl.CustomComparison:
+    """The phone comparison, its SQL written for ``dialect``.
+
+    Custom levels reach the engine as written, so each dialect gets its own spelling:
+    identifiers quoted with ``"`` on DuckDB and backticks on Spark (where ``"x"`` is a
+    string), ``VARCHAR``/``STRING``. ``damerau_levenshtein`` is DuckDB's function and
+    the name of the Spark UDF in Splink's jar.
+    """
+    left, right = _phone_digits("l", dialect), _phone_digits("r", dialect)
+    q = "`" if dialect == "spark" else '"'
     return cl.CustomComparison(
         output_column_name="phone",
         comparison_levels=[
@@ -66,7 +102,7 @@ def _phone_comparison() -> cl.CustomComparison:
             {
                 # the same string: an exact level Splink recognises, so it can weigh a
                 # phone shared by hundreds (a shop's, a call centre's) by its frequency
-                "sql_condition": '"phone_l" = "phone_r"',
+                "sql_condition": f"{q}phone_l{q} = {q}phone_r{q}",
                 "label_for_charts": "exact match",
                 "tf_adjustment_column": "phone",
                 "tf_adjustment_weight": 1.0,
@@ -89,44 +125,8 @@ def _present(columns: Mapping[str, str] | Sequence[str], *names: str) -> bool:
     return all(n in columns for n in names)
 
 
-def default_settings(
-    columns: Mapping[str, str],
-    *,
-    link_type: LinkType = "dedupe_only",
-) -> dict[str, Any]:
-    """Return a Splink settings dict for the canonical columns present.
-
-    Parameters
-    ----------
-    columns
-        Column name -> SQL type of the records view.
-    link_type
-        Splink link type; for ``link_only``/``link_and_dedupe`` the ``source`` column
-        names the dataset a record comes from.
-
-    Returns
-    -------
-    dict
-        A serialised Splink settings dict (``comparisons`` and blocking rules as plain
-        data).
-
-    Raises
-    ------
-    ValueError
-        When no known PII column is present.
-
-    Notes
-    -----
-    Names use Jaro-Winkler levels with term-frequency adjustments (a match on "Smith"
-    is weaker evidence than on "Vandersloot"); ``dob`` uses the date-of-birth levels
-    (typo, month, year, decade); email the username/domain levels; phone compares
-    digits only; postcode, house number and city are exact with term frequencies,
-    street Jaro-Winkler. The exact levels of e-mail, phone and the identifiers carry
-    term-frequency adjustments too: shared and junk values (one e-mail on 231 profiles
-    at 1M records, on 713 at 3M: the group grows with the data) would otherwise count
-    as strong as a private one, and such a group links all its records into one
-    cluster. Prediction blocking: see :func:`prediction_rules`.
-    """
+def _comparisons(columns: Mapping[str, str], dialect: Dialect) -> list[Any]:
+    """The comparisons of the built-in model for the columns present (:func:`default_settings`)."""
     comparisons: list[Any] = []
     if _present(columns, "given_name"):
         comparisons.append(
@@ -138,11 +138,15 @@ def default_settings(
         )
     if _present(columns, "dob"):
         is_string = "CHAR" in columns["dob"].upper() or "STRING" in columns["dob"].upper()
-        comparisons.append(cl.DateOfBirthComparison("dob", input_is_string=is_string))
+        comparisons.append(
+            cl.DateOfBirthComparison(
+                "dob", input_is_string=is_string, datetime_format=_DOB_FORMAT[dialect]
+            )
+        )
     if _present(columns, "email"):
         comparisons.append(cl.EmailComparison("email").configure(term_frequency_adjustments=True))
     if _present(columns, "phone"):
-        comparisons.append(_phone_comparison())
+        comparisons.append(_phone_comparison(dialect))
     if _present(columns, "street"):
         comparisons.append(cl.JaroWinklerAtThresholds("street", [0.9, 0.7]))
     if _present(columns, "house_number"):
@@ -160,7 +164,59 @@ def default_settings(
         for c in ID_COLUMNS
         if c in columns
     )
+    return comparisons
 
+
+def default_settings(
+    columns: Mapping[str, str],
+    *,
+    link_type: LinkType = "dedupe_only",
+    dialect: Dialect = "duckdb",
+) -> dict[str, Any]:
+    """Return a Splink settings dict for the canonical columns present.
+
+    Parameters
+    ----------
+    columns
+        Column name -> SQL type of the records view.
+    link_type
+        Splink link type; for ``link_only``/``link_and_dedupe`` the ``source`` column
+        names the dataset a record comes from.
+    dialect
+        SQL dialect of the engine Splink runs on (:data:`DIALECTS`): the SQL of the
+        comparisons and blocking rules is written for it.
+
+    Returns
+    -------
+    dict
+        A serialised Splink settings dict (``comparisons`` and blocking rules as plain
+        data).
+
+    Raises
+    ------
+    ValueError
+        When no known PII column is present, or the dialect is not one of
+        :data:`DIALECTS`.
+
+    Notes
+    -----
+    Names use Jaro-Winkler levels with term-frequency adjustments (a match on "Smith"
+    is weaker evidence than on "Vandersloot"); ``dob`` uses the date-of-birth levels
+    (typo, month, year, decade); email the username/domain levels; phone compares
+    digits only; postcode, house number and city are exact with term frequencies,
+    street Jaro-Winkler. The exact levels of e-mail, phone and the identifiers carry
+    term-frequency adjustments too: shared and junk values (one e-mail on 231 profiles
+    at 1M records, on 713 at 3M: the group grows with the data) would otherwise count
+    as strong as a private one, and such a group links all its records into one
+    cluster. Prediction blocking: see :func:`prediction_rules`.
+
+    A ``dob`` held as text is parsed as ``YYYY-MM-DD``, in each dialect's notation
+    (strftime's ``%Y-%m-%d`` on DuckDB, Java's ``yyyy-MM-dd`` on Spark).
+    """
+    if dialect not in DIALECTS:
+        msg = f"splink settings: dialect must be one of {DIALECTS}, got {dialect!r}"
+        raise ValueError(msg)
+    comparisons = _comparisons(columns, dialect)
     rules = prediction_rules(columns)
     creator = SettingsCreator(
         link_type=link_type,
@@ -174,7 +230,7 @@ def default_settings(
     if not comparisons:
         msg = f"no known PII column among {sorted(columns)} (known: {', '.join(PII_COLUMNS)})"
         raise ValueError(msg)
-    return creator.create_settings_dict("duckdb")
+    return creator.create_settings_dict(dialect)
 
 
 def prediction_rules(columns: Mapping[str, str] | Sequence[str]) -> list[Any]:
@@ -254,3 +310,68 @@ def deterministic_rules(columns: Sequence[str]) -> list[list[str]]:
         ["given_name", "family_name", "postcode"],
     ]
     return [r for r in rules if all(c in columns for c in r)]
+
+
+# -- the user's settings ----------------------------------------------------------------
+
+
+def load_settings(settings: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
+    """Return a private copy of the user's settings (dict or path to a JSON file)."""
+    if settings is None:
+        return {}
+    if isinstance(settings, Mapping):
+        return copy.deepcopy(dict(settings))
+    path = Path(settings)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        msg = f"splink: cannot read settings JSON {path}: {exc}"
+        raise ValueError(msg) from exc
+    if not isinstance(data, dict):
+        msg = f"splink: settings file {path} must hold a JSON object, got {type(data).__name__}"
+        raise ValueError(msg)
+    return data
+
+
+def check_dialect(settings: Mapping[str, Any], dialect: str) -> None:
+    """Refuse settings whose SQL was written for another engine than the run's.
+
+    A model saved by Splink names the dialect its SQL is written in (``sql_dialect``).
+    Splink passes that SQL to the engine as it is, and the dialects disagree in ways
+    that do not always fail loudly: ``"given_name_l" = "given_name_r"`` compares two
+    column names on DuckDB and two constant strings on Spark (always false). Settings
+    without ``sql_dialect`` are taken as written for the run's engine.
+
+    Raises
+    ------
+    ValueError
+        When ``settings["sql_dialect"]`` names another dialect than ``dialect``.
+    """
+    written_for = settings.get("sql_dialect")
+    if written_for is not None and written_for != dialect:
+        msg = (
+            f"splink: the settings' SQL is written for {written_for} "
+            f"(sql_dialect={written_for!r}) and this run's engine speaks {dialect}; "
+            f"save the model from a run on {dialect}, or run on {written_for}"
+        )
+        raise ValueError(msg)
+
+
+def is_trained(settings: Mapping[str, Any]) -> bool:
+    """Whether the settings are a saved model: m and u values present on the levels.
+
+    A model saved by Splink leaves m (or u) empty for levels never observed in
+    training; those fall back to Splink's defaults, so presence anywhere is the test.
+    """
+    comparisons = settings.get("comparisons") or []
+    if not comparisons or not all(isinstance(c, Mapping) for c in comparisons):
+        return False
+    levels = [
+        level
+        for comparison in comparisons
+        for level in comparison.get("comparison_levels", [])
+        if not level.get("is_null_level")
+    ]
+    has_m = any(level.get("m_probability") is not None for level in levels)
+    has_u = any(level.get("u_probability") is not None for level in levels)
+    return has_m and has_u

@@ -179,7 +179,7 @@ def _present_pairs(ctx: MatchContext, comparisons: Sequence[Any], u_pairs: int) 
     counts for a comparison when both records hold its columns (one scan for all).
     """
     n = query(
-        ctx.con, f"SELECT count(*) AS n FROM {quote_ident(ctx.records)}", step="count"
+        ctx.engine, f"SELECT count(*) AS n FROM {quote_ident(ctx.records)}", step="count"
     ).to_pylist()[0]["n"]
     if not n or not comparisons:
         return {c.output_column_name: 0.0 for c in comparisons}
@@ -190,7 +190,7 @@ def _present_pairs(ctx: MatchContext, comparisons: Sequence[Any], u_pairs: int) 
         cond = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in cols) or "true"
         exprs.append(f"count(*) FILTER (WHERE {cond}) AS c{i}")
     row = query(
-        ctx.con,
+        ctx.engine,
         f"SELECT {', '.join(exprs)} FROM {quote_ident(ctx.records)}",
         step="splink: present shares",
     ).to_pylist()[0]

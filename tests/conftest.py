@@ -100,3 +100,13 @@ def spark():  # -> pyspark.sql.SparkSession, imported only when a Spark test ask
     session = spark_session("local[2]")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def spark_engine(spark, tmp_path_factory: pytest.TempPathFactory):
+    """A Spark engine over the session's ``local[2]`` session, one per test module."""
+    from bench.sql.spark import SparkEngine
+
+    engine = SparkEngine(spark, tmp_path_factory.mktemp("spark-scratch"))
+    yield engine
+    engine.close()

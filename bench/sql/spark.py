@@ -43,13 +43,33 @@ from bench.sql.engine import SQLError, materialise
 from bench.sql.interface import Engine, UnsupportedOnEngine
 from bench.sql.transpile import Statement, quote
 
-__all__ = ["SparkEngine", "spark_session", "strip_accents_arrow"]
+__all__ = ["SparkEngine", "similarity_jar", "spark_session", "strip_accents_arrow"]
 
 log = logging.getLogger(__name__)
 
 #: JVM flags for a fast start: C1 only, serial GC, CPU count as the local master says.
 #: They suit tests and short runs; a long benchmark gains from C2 (``fast_start=False``).
-FAST_START_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ActiveProcessorCount={cores}"
+#: C1 alone gets a 48 MB code cache, which a Splink fit fills within minutes (the JVM
+#: then stops compiling): hence the larger one.
+FAST_START_JVM = (
+    "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ActiveProcessorCount={cores} "
+    "-XX:ReservedCodeCacheSize=256m"
+)
+
+
+def similarity_jar() -> str | None:
+    """Splink's jar of similarity functions (Jaro-Winkler, Damerau-Levenshtein...) for
+    Spark 4, shipped inside the splink wheel; ``None`` when splink is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("splink")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = (
+        Path(next(iter(spec.submodule_search_locations))) / "internals" / "files" / "spark_jars"
+    )
+    jars = sorted(folder.glob("scala-udf-similarity-*_spark4.x.jar"))
+    return str(jars[-1]) if jars else None
 
 
 def _local_cores(master: str) -> int | None:
@@ -120,7 +140,13 @@ def spark_session(
             settings |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
             if fast_start:
                 settings["spark.driver.extraJavaOptions"] = FAST_START_JVM.format(cores=cores)
-    for key, value in (settings | dict(conf or {})).items():
+    merged = settings | dict(conf or {})
+    jar = similarity_jar()
+    if jar is not None and not master.startswith("sc://"):
+        # Splink's Spark backend registers its functions when the jar is on the classpath
+        given = [j for j in str(merged.get("spark.jars", "")).split(",") if j]
+        merged["spark.jars"] = ",".join([*given, jar] if jar not in given else given)
+    for key, value in merged.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     if quiet:
