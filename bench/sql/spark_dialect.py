@@ -386,6 +386,19 @@ def check_ordered_lists(tree: exp.Expr, ctx: RewriteContext) -> exp.Expr:
     return tree
 
 
+def check_asof_joins(tree: exp.Expr, ctx: RewriteContext) -> exp.Expr:
+    """Refuse ``ASOF JOIN``: Spark SQL has no as-of join.
+
+    sqlglot passes it through and Spark fails to parse it; the anonymous matchers' local
+    IP degree (:func:`matchers.cooccurrence.local_degree_sql`) is built on two of them,
+    which is why those matchers run on DuckDB only.
+    """
+    for node in tree.find_all(exp.Join):
+        if str(node.args.get("method") or "").upper() == "ASOF":
+            raise UnsupportedOnEngine(f"{node.sql('duckdb')[:80]}: ASOF JOIN has no Spark form")
+    return tree
+
+
 #: The rewrites, in the order :func:`bench.sql.transpile.plan` applies them to every
 #: query it translates.
 REWRITES: tuple[Callable[[exp.Expr, RewriteContext], exp.Expr], ...] = (
@@ -399,4 +412,5 @@ REWRITES: tuple[Callable[[exp.Expr, RewriteContext], exp.Expr], ...] = (
     rewrite_hash,
     rewrite_unsigned_types,
     check_ordered_lists,
+    check_asof_joins,
 )

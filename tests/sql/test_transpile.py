@@ -84,6 +84,7 @@ def test_statements_keep_their_duckdb_source() -> None:
         ("COPY t FROM 'x.parquet'", "COPY ... FROM"),
         ("SELECT * FROM read_parquet('a.parquet', hive_partitioning = true)", "options"),
         ("SELECT list(x ORDER BY y) FROM t", "ordered list"),
+        ("SELECT * FROM a ASOF JOIN b ON a.k = b.k AND b.t <= a.t", "ASOF JOIN"),
         ("SELECT regexp_replace(x, 'a', 'b', 'gs') FROM t", "flags"),
         ("SELECT regexp_replace(x, '[[:alpha:]]', '', 'g') FROM t", "POSIX"),
         ("SELECT epoch(a - b) FROM t", "interval"),
