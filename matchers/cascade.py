@@ -77,8 +77,10 @@ from matchers.cascade_rules import (
     DEFAULT_RULES,
     GROUP_SIZE_KEYS,
     Rule,
+    any_rule_present_sql,
     edges_sql,
     make_rule,
+    present_sql,
     single_rule_clusters_sql,
 )
 from matchers.sql_steps import drop_tables
@@ -273,20 +275,20 @@ class Cascade(BaseMatcher):
         }
         options = self._key_options()
         make_exclusions(ctx, columns, options)
-        with_ts = any(r.window is not None for r in plan)
-        keys_query = keys_sql(ctx, columns, options, with_ts=with_ts)
-        if len(plan) == 1 and not self._runs_in_stages(uniq):
+        staged = self._runs_in_stages(uniq)
+        if staged or len(plan) == 1:  # one keys query for every rule
+            with_ts = any(r.window is not None for r in plan)
+            keys_query = keys_sql(ctx, columns, options, with_ts=with_ts)
+        if not staged and len(plan) == 1:
             rel = self._single_rule(ctx, keys_query, plan[0], diag)
         else:
-            if self._runs_in_stages(uniq):
+            if staged:
                 labels = self._labels(ctx, keys_query, plan, uniq, diag, t0)
-            else:
+            else:  # each rule builds its own keys
                 labels = self._closure(ctx, plan, options, diag)
             # A record without every column of some rule links through nothing: it
             # passes straight through instead of through the join with the labels.
-            keyed = " OR ".join(
-                "(" + " AND ".join(f"{q(c)} IS NOT NULL" for c in r.columns) + ")" for r in plan
-            )
+            keyed = any_rule_present_sql(plan)
             recs = q(ctx.records)
             rel = ctx.rows(
                 f"""SELECT record_id, record_id AS cluster_id FROM {recs} WHERE NOT ({keyed})
@@ -327,13 +329,10 @@ class Cascade(BaseMatcher):
     ) -> str:
         """``(node, label)`` of the linked records: sequential guards or one closure."""
         keys = ctx.temp_name("keys")
-        present_any = " OR ".join(
-            "(" + " AND ".join(f"{q(c)} IS NOT NULL" for c in r.columns) + ")" for r in plan
-        )
         execute(
             ctx.engine,
             f"CREATE OR REPLACE TEMP TABLE {q(keys)} AS SELECT * FROM ({keys_query}) "
-            f"WHERE {present_any}",
+            f"WHERE {any_rule_present_sql(plan)}",
             step=f"{self.name}: keys",
         )
         diag["seconds_keys"] = round(time.perf_counter() - t0, 3)
@@ -363,9 +362,12 @@ class Cascade(BaseMatcher):
         edges = ctx.temp_name("rule_edges")
         execute(ctx.engine, f"CREATE OR REPLACE TEMP TABLE {q(edges)} (a BIGINT, b BIGINT)")
         for rule in plan:
-            present = " AND ".join(f"{q(c)} IS NOT NULL" for c in rule.columns)
             rule_keys = keys_sql(
-                ctx, list(rule.columns), options, with_ts=rule.window is not None, where=present
+                ctx,
+                list(rule.columns),
+                options,
+                with_ts=rule.window is not None,
+                where=present_sql(rule.columns),
             )
             execute(
                 ctx.engine,
@@ -373,7 +375,7 @@ class Cascade(BaseMatcher):
                 f"SELECT b AS a, a AS b FROM ({edges_sql('__keys', rule)}) WHERE b < a",
                 step=f"{self.name}: edges {rule.label}",
             )
-        diag["seconds_keys"] = round(time.perf_counter() - t0, 3)
+        diag["seconds_edges"] = round(time.perf_counter() - t0, 3)
         # Star edges from every record to its group's smallest record: a < b by
         # construction, so the components skip their normalising pass.
         cc = connected_components(

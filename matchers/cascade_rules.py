@@ -19,8 +19,10 @@ __all__ = [
     "DEFAULT_RULES",
     "GROUP_SIZE_KEYS",
     "Rule",
+    "any_rule_present_sql",
     "edges_sql",
     "make_rule",
+    "present_sql",
     "single_rule_clusters_sql",
 ]
 
@@ -106,6 +108,16 @@ def make_rule(
     )
 
 
+def present_sql(columns: Sequence[str]) -> str:
+    """SQL condition: every one of ``columns`` holds a value (a rule can link the row)."""
+    return " AND ".join(f"{q(c)} IS NOT NULL" for c in columns)
+
+
+def any_rule_present_sql(rules: Sequence[Rule]) -> str:
+    """SQL condition: some rule of ``rules`` has all its columns (the row can link)."""
+    return " OR ".join(f"({present_sql(r.columns)})" for r in rules)
+
+
 def edges_sql(keys: str, rule: Rule) -> str:
     """Star edges ``(a, b)``: every record of a key group to the group's min record.
 
@@ -114,7 +126,7 @@ def edges_sql(keys: str, rule: Rule) -> str:
     ``min(record_id) OVER (PARTITION BY key)`` at 10M records.
     """
     cols = rule.columns
-    present = " AND ".join(f"{q(c)} IS NOT NULL" for c in cols)
+    present = present_sql(cols)
     part = ", ".join(q(c) for c in cols)
     limit = rule.group_cap
     cap = "" if limit is None else f" AND max(__n) <= {limit}"
@@ -157,7 +169,7 @@ def single_rule_clusters_sql(records: str, keys: str, rule: Rule) -> str:
     # Keys computed once per record; the aggregate and the join read the same CTE.
     cols = rule.columns
     part = ", ".join(q(c) for c in cols)
-    present = " AND ".join(f"{q(c)} IS NOT NULL" for c in cols)
+    present = present_sql(cols)
     on = " AND ".join(f"k.{q(c)} = g.{q(c)}" for c in cols)
     cap = "" if rule.group_cap is None else f" AND count(*) <= {rule.group_cap}"
     return f"""WITH k AS MATERIALIZED (SELECT * FROM {keys})

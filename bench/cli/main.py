@@ -184,13 +184,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    from bench.cli.run import with_engine
+    from bench.cli.run import engine_from_args
     from bench.data.recipes import RecipeError, parse_overrides
     from bench.run.scale import cmd_scale
-    from bench.run.suite import Suite
+    from bench.run.suite import EngineSpec
 
     args.overrides = parse_overrides(args.set or [])
-    args.engine_spec = with_engine(Suite(name="scale", datasets=(), matchers=()), args).engine
+    args.engine_spec = engine_from_args(EngineSpec(), args)
     if "world.persons" in args.overrides:
         msg = "scale: --set world.persons is not allowed: --sizes sets it at each size"
         raise RecipeError(msg)

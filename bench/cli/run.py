@@ -336,24 +336,30 @@ def _execute(
         )
 
 
-def with_engine(suite: Any, args: argparse.Namespace) -> Any:
-    """``suite`` with the engine of ``--engine`` / ``--master`` when given."""
-    import dataclasses
-
+def engine_from_args(current: Any, args: argparse.Namespace) -> Any:
+    """The :class:`~bench.run.suite.EngineSpec` ``current`` becomes with ``--engine`` /
+    ``--master`` (``current`` itself when neither is given)."""
     from bench.run.suite import SuiteError, engine_spec
 
     kind, master = getattr(args, "engine", None), getattr(args, "master", None)
     if kind is None and master is None:
-        return suite
-    if master is not None and (kind or suite.engine.kind) != "spark":
+        return current
+    if master is not None and (kind or current.kind) != "spark":
         msg = "--master applies to --engine spark only"
         raise SuiteError(msg)
-    table: dict[str, Any] = {"kind": kind or suite.engine.kind}
+    table: dict[str, Any] = {"kind": kind or current.kind}
     if table["kind"] == "spark":
-        same = suite.engine.kind == "spark"
-        table["master"] = master or (suite.engine.master if same else "local[2]")
-        table["conf"] = dict(suite.engine.conf) if same else {}
-    return dataclasses.replace(suite, engine=engine_spec(table, "command line: --engine"))
+        same = current.kind == "spark"
+        table["master"] = master or (current.master if same else "local[2]")
+        table["conf"] = dict(current.conf) if same else {}
+    return engine_spec(table, "command line: --engine")
+
+
+def with_engine(suite: Any, args: argparse.Namespace) -> Any:
+    """``suite`` with the engine of ``--engine`` / ``--master`` when given."""
+    import dataclasses
+
+    return dataclasses.replace(suite, engine=engine_from_args(suite.engine, args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

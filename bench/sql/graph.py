@@ -166,26 +166,24 @@ def _pointer_jump(
         frontier = _count(con, step)
         if frontier:
             jumps += 1
-            _replace_table(
-                con,
-                over,
-                temp_name("cc_over_next"),
-                f"""SELECT o.node, coalesce(s.parent, o.parent) AS parent
-                    FROM {q(over)} o LEFT JOIN {q(step)} s ON s.node = o.node""",
-                step="connected components: pointer jump",
-            )
+            _override(con, over, step, temp_name("cc_over_next"))
     if jumps:
-        _replace_table(
-            con,
-            parent,
-            temp_name("cc_jump"),
-            f"""SELECT m.node, coalesce(o.parent, m.parent) AS parent
-                FROM {q(parent)} m LEFT JOIN {q(over)} o ON o.node = m.node""",
-            step="connected components: pointer jump",
-        )
+        _override(con, parent, over, temp_name("cc_jump"))
     execute(con, f"DROP TABLE IF EXISTS {q(step)}")
     execute(con, f"DROP TABLE IF EXISTS {q(over)}")
     return jumps
+
+
+def _override(con: duckdb.DuckDBPyConnection, table: str, newer: str, scratch: str) -> None:
+    """Rewrite ``table`` (``node, parent``) with the parents ``newer`` holds for its nodes."""
+    _replace_table(
+        con,
+        table,
+        scratch,
+        f"""SELECT t.node, coalesce(n.parent, t.parent) AS parent
+            FROM {q(table)} t LEFT JOIN {q(newer)} n ON n.node = t.node""",
+        step="connected components: pointer jump",
+    )
 
 
 def _contract(

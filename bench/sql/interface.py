@@ -49,12 +49,9 @@ class Engine(ABC):
 
     def query_one(self, sql: str, *, step: str = "query") -> dict[str, Any]:
         """Run a query returning exactly one row; return it as a dict."""
-        from bench.sql.engine import SQLError
+        from bench.sql.engine import query_one
 
-        rows = self.query(sql, step=step).to_pylist()
-        if len(rows) != 1:
-            raise SQLError(step, sql, RuntimeError(f"expected one row, got {len(rows)}"))
-        return rows[0]
+        return query_one(self, sql, step=step)
 
     @abstractmethod
     def create_table(self, name: str, sql: str, *, step: str = "create table") -> None:
