@@ -53,6 +53,7 @@ from bench.sql.graph import (
     capped_components,
     connected_components,
 )
+from bench.sql.graph_memory import record_clusters
 from bench.sql.interface import Engine, UnsupportedOnEngine
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ __all__ = [
     "query",
     "query_one",
     "quote_ident",
+    "record_clusters",
     "table_columns",
 ]
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from bench.api import BaseMatcher, MatchContext, MatchResult, quote_ident
+from matchers.normalise import lower_trim_sql
 
 __all__ = ["Exact", "Singletons"]
 
@@ -42,8 +43,7 @@ def normalised(column: str) -> str:
     Identifier-specific normalisation (e-mail plus-tags, E.164 phones) belongs to the
     deterministic matchers' shared normalisation module.
     """
-    col = quote_ident(column)
-    return f"NULLIF(lower(trim(CAST({col} AS VARCHAR))), '')"
+    return f"NULLIF({lower_trim_sql(quote_ident(column))}, '')"
 
 
 class Exact(BaseMatcher):

@@ -3,8 +3,9 @@
 A rule is a set of normalised key columns (``["email"]``, ``["given_name", "family_name",
 "dob"]``). Records whose keys are all present and equal under a rule are linked; the
 clusters are the connected components over the links of every rule
-(:mod:`bench.sql.graph`). Each key group of k records contributes k-1 *star* edges (every
-record to the group's smallest record id), not k(k-1)/2 pairs.
+(:func:`~bench.api.record_clusters`: in memory on DuckDB, in SQL elsewhere). Each key
+group of k records contributes k-1 *star* edges (every record to the group's smallest
+record id), not k(k-1)/2 pairs.
 
 Guards (each off by default, each measurable on its own; :class:`CascadeGuarded` turns
 them all on):
@@ -67,9 +68,9 @@ from bench.api import (
     MatchContext,
     MatchResult,
     UnsupportedInput,
-    connected_components,
     execute,
     quote_ident,
+    record_clusters,
 )
 from matchers.cascade_guards import sequential_labels
 from matchers.cascade_keys import KeyOptions, keys_sql, make_exclusions
@@ -281,11 +282,8 @@ class Cascade(BaseMatcher):
             keys_query = keys_sql(ctx, columns, options, with_ts=with_ts)
         if not staged and len(plan) == 1:
             rel = self._single_rule(ctx, keys_query, plan[0], diag)
-        else:
-            if staged:
-                labels = self._labels(ctx, keys_query, plan, uniq, diag, t0)
-            else:  # each rule builds its own keys
-                labels = self._closure(ctx, plan, options, diag)
+        elif staged:
+            labels = self._labels(ctx, keys_query, plan, uniq, diag, t0)
             # A record without every column of some rule links through nothing: it
             # passes straight through instead of through the join with the labels.
             keyed = any_rule_present_sql(plan)
@@ -298,6 +296,8 @@ class Cascade(BaseMatcher):
                     WHERE {keyed}""",
                 "clusters",
             )
+        else:  # each rule builds its own keys
+            rel = self._closure(ctx, plan, options, diag)
         diag["seconds_prepare"] = round(time.perf_counter() - t0, 3)
         return MatchResult(clusters=rel, diagnostics=diag)
 
@@ -350,12 +350,13 @@ class Cascade(BaseMatcher):
 
     def _closure(
         self, ctx: MatchContext, plan: list[Rule], options: KeyOptions, diag: dict[str, Any]
-    ) -> str:
-        """``(node, label)``: the components of every rule's links, closed at once.
+    ) -> Any:
+        """The clusters of every record: every rule's links, closed at once.
 
         Each rule normalises its own columns on the records that carry them all (a
         name + birthday rule reads the few records with a birthday, not every record
-        with a name), and its keys live only until its edges are built.
+        with a name), and its keys live only until its edges are built. The closure is
+        :func:`~bench.api.record_clusters` (in memory on DuckDB).
         """
         diag["mode"] = "closure"
         t0 = time.perf_counter()
@@ -378,12 +379,19 @@ class Cascade(BaseMatcher):
         diag["seconds_edges"] = round(time.perf_counter() - t0, 3)
         # Star edges from every record to its group's smallest record: a < b by
         # construction, so the components skip their normalising pass.
-        cc = connected_components(
-            ctx.engine, f"SELECT a, b FROM {q(edges)}", ctx.temp_name, oriented=True
+        closed = record_clusters(
+            ctx.engine,
+            f"SELECT a, b FROM {q(edges)}",
+            q(ctx.records),
+            ctx.temp_name,
+            linkable=any_rule_present_sql(plan),
+            oriented=True,
+            step=f"{self.name}: closure",
         )
         drop_tables(ctx.engine, edges)
-        diag["components"] = cc.diagnostics()
-        return cc.table
+        diag["closure"] = closed.method
+        diag["components"] = closed.diagnostics
+        return closed.clusters
 
 
 class CascadeGuarded(Cascade):

@@ -53,6 +53,7 @@ __all__ = [
     "identifier_sql",
     "junk_sql",
     "key_kind",
+    "lower_trim_sql",
     "name_sql",
     "normalise_sql",
     "phone_digits_sql",
@@ -119,9 +120,36 @@ def _str(expr: str) -> str:
     return f"CAST({expr} AS VARCHAR)"
 
 
+def _ascii_sql(s: str) -> str:
+    """SQL condition: ``s`` is all ASCII (as many bytes as characters)."""
+    return f"strlen({s}) = length({s})"
+
+
+def lower_trim_sql(expr: str) -> str:
+    """``lower(trim(expr))``, the trim skipped where it cannot change the value.
+
+    DuckDB's ``trim`` strips the Unicode space separators (category Zs) from both ends
+    and copies every value: on 3M e-mails it cost 0.34 s against 0.10 s for ``lower``.
+    On an all-ASCII value the only such separator is the space, so a value that neither
+    starts nor ends with one is already trimmed; every other value still goes through
+    ``trim``. Same result for every input, a third of the cost on clean data.
+    """
+    s = _str(expr)
+    clean = f"{_ascii_sql(s)} AND NOT ({s} LIKE ' %' OR {s} LIKE '% ')"
+    return f"(CASE WHEN {clean} THEN lower({s}) ELSE lower(trim({s})) END)"
+
+
 def email_base_sql(expr: str) -> str:
-    """Lower case, spaces removed: the part of :func:`email_sql` worth computing once."""
-    return f"replace(lower(trim({_str(expr)})), ' ', '')"
+    """Lower case, spaces removed: the part of :func:`email_sql` worth computing once.
+
+    On all-ASCII values ``trim`` is skipped: it could only strip spaces, which the
+    ``replace`` removes anyway (see :func:`lower_trim_sql`).
+    """
+    s = _str(expr)
+    return (
+        f"(CASE WHEN {_ascii_sql(s)} THEN replace(lower({s}), ' ', '') "
+        f"ELSE replace(lower(trim({s})), ' ', '') END)"
+    )
 
 
 def email_sql(expr: str, *, canonical: bool = False, base: str | None = None) -> str:
@@ -209,21 +237,31 @@ def phone_sql(expr: str, *, region: str = "US", digits: str | None = None) -> st
     lens = ", ".join(str(n) for n in lengths)
     r = _str(expr)
     d = digits if digits is not None else phone_digits_sql(expr)
-    trunk_rule = (
-        f"WHEN starts_with({d}, '{trunk}') AND length({d}) - {len(trunk)} IN ({lens}) "
-        f"THEN '{cc}' || substr({d}, {len(trunk) + 1}) "
-        if trunk
-        else ""
-    )
-    body = (
-        f"CASE WHEN starts_with(ltrim({r}), '+') THEN {d} "
-        f"WHEN starts_with({d}, '{intl}') THEN substr({d}, {len(intl) + 1}) "
+
+    def e164(value: str, length: str) -> str:
+        # Each rule checks the length of its own result, so no rule's result is
+        # computed twice (DuckDB evaluates a CASE expression once per reference).
+        return f"CASE WHEN {length} BETWEEN 8 AND 15 THEN '+' || {value} END"
+
+    with_cc = f"'{cc}' || {d}"
+    trunk_rule = ""
+    if trunk:
+        national = f"'{cc}' || substr({d}, {len(trunk) + 1})"
+        trunk_rule = (
+            f"WHEN starts_with({d}, '{trunk}') AND length({d}) - {len(trunk)} IN ({lens}) "
+            f"THEN {e164(national, f'length({d}) - {len(trunk) - len(cc)}')} "
+        )
+    after_intl = f"substr({d}, {len(intl) + 1})"
+    return (
+        f"(CASE WHEN starts_with(ltrim({r}), '+') THEN {e164(d, f'length({d})')} "
+        f"WHEN starts_with({d}, '{intl}') "
+        f"THEN {e164(after_intl, f'length({d}) - {len(intl)}')} "
         f"{trunk_rule}"
-        f"WHEN length({d}) IN ({lens}) THEN '{cc}' || {d} "
-        f"WHEN starts_with({d}, '{cc}') AND length({d}) - {len(cc)} IN ({lens}) THEN {d} "
-        "END"
+        f"WHEN length({d}) IN ({lens}) THEN {e164(with_cc, f'length({d}) + {len(cc)}')} "
+        f"WHEN starts_with({d}, '{cc}') AND length({d}) - {len(cc)} IN ({lens}) "
+        f"THEN {e164(d, f'length({d})')} "
+        "END)"
     )
-    return f"(CASE WHEN length({body}) BETWEEN 8 AND 15 THEN '+' || {body} END)"
 
 
 def phone_map_phonenumbers(
@@ -312,7 +350,7 @@ def date_sql(expr: str) -> str:
 
 def identifier_sql(expr: str) -> str:
     """Opaque identifier: trimmed, lower case, empty -> ``NULL``."""
-    return f"NULLIF(lower(trim({_str(expr)})), '')"
+    return f"NULLIF({lower_trim_sql(expr)}, '')"
 
 
 def normalise_sql(

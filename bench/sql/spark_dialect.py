@@ -349,6 +349,20 @@ def rewrite_hash(tree: exp.Expr, ctx: RewriteContext) -> exp.Expr:
     return tree
 
 
+def rewrite_strlen(tree: exp.Expr, ctx: RewriteContext) -> exp.Expr:
+    """``strlen(s)`` (bytes) -> ``OCTET_LENGTH(ENCODE(s, 'utf-8'))``.
+
+    sqlglot keeps ``STRLEN``, which Spark does not have; its ``LENGTH`` counts
+    characters, as DuckDB's does.
+    """
+    for node in _innermost_first(tree, exp.Anonymous):
+        if node.name.lower() == "strlen" and len(node.expressions) == 1:
+            arg = node.expressions[0].copy()
+            encoded = exp.Anonymous(this="ENCODE", expressions=[arg, exp.Literal.string("utf-8")])
+            node.replace(exp.Anonymous(this="OCTET_LENGTH", expressions=[encoded]))
+    return tree
+
+
 _UNSIGNED = {
     exp.DType.INT128: "DECIMAL(38, 0)",
     exp.DType.UINT128: "DECIMAL(38, 0)",
@@ -410,6 +424,7 @@ REWRITES: tuple[Callable[[exp.Expr, RewriteContext], exp.Expr], ...] = (
     rewrite_quantiles,
     rewrite_epoch,
     rewrite_hash,
+    rewrite_strlen,
     rewrite_unsigned_types,
     check_ordered_lists,
     check_asof_joins,

@@ -12,10 +12,14 @@ import pytest
 
 from bench.api import MatchContext, UnsupportedInput
 from bench.sql.engine import connect, materialise
+from matchers.baseline import normalised
 from matchers.bridges import LoginBridge
 from matchers.cascade import Cascade, CascadeGuarded
 from matchers.normalise import (
+    email_base_sql,
     email_sql,
+    identifier_sql,
+    lower_trim_sql,
     name_sql,
     phone_map_phonenumbers,
     phone_sql,
@@ -108,6 +112,54 @@ def scalar(sql: str, value: Any) -> Any:
 )
 def test_email_basic(raw, expected):
     assert scalar(email_sql("v"), raw) == expected
+
+
+#: Characters that trim, lower and replace treat differently: ASCII and Unicode space
+#: separators (trimmed), tabs and zero-width spaces (not trimmed), letters whose lower
+#: case changes length or needs Unicode tables.
+TRICKY = [
+    " ",
+    "\t",
+    "\n",
+    "\u00a0",
+    "\u2003",
+    "\u3000",
+    "\u200b",
+    "A",
+    "z",
+    "@",
+    ".",
+    "É",
+    "ß",
+    "İ",
+    "Ω",
+    "1",
+]
+
+
+def test_skipping_trim_on_clean_ascii_changes_no_value() -> None:
+    """The gated trims equal the plain ones on random strings of tricky characters."""
+    rng = random.Random(3)
+    values = ["", " ", "\u00a0"] + [
+        "".join(rng.choice(TRICKY) for _ in range(rng.randint(1, 6))) for _ in range(5000)
+    ]
+    con = connect(threads=1)
+    con.sql("CREATE TABLE t AS SELECT unnest(?::VARCHAR[]) AS v", params=[values])
+    rows = con.sql(
+        f"""SELECT count(*) FILTER (WHERE {lower_trim_sql("v")} IS DISTINCT FROM lower(trim(v))),
+                   count(*) FILTER (WHERE {email_base_sql("v")}
+                                    IS DISTINCT FROM replace(lower(trim(v)), ' ', '')),
+                   count(*) FILTER (WHERE {identifier_sql("v")}
+                                    IS DISTINCT FROM NULLIF(lower(trim(v)), '')),
+                   count(*) FILTER (WHERE {normalised("v")}
+                                    IS DISTINCT FROM NULLIF(lower(trim(v)), '')),
+                   count(*) FILTER (WHERE trim(v) <> v),
+                   count(*) FILTER (WHERE strlen(v) = length(v) AND trim(v) <> v)
+            FROM t"""
+    ).fetchall()[0]
+    con.close()
+    assert rows[:4] == (0, 0, 0, 0)
+    assert rows[4] > 1000 and rows[5] > 100  # the sample does exercise both kinds of trim
 
 
 @pytest.mark.parametrize(

@@ -244,6 +244,12 @@ def test_rewrite_hash_to_a_non_negative_64_bit_hash() -> None:
     )
 
 
+def test_rewrite_strlen_counts_bytes() -> None:
+    assert to_spark("SELECT strlen(lower(x)) = length(x) AS ascii FROM t") == (
+        "SELECT OCTET_LENGTH(ENCODE(LOWER(x), 'utf-8')) = LENGTH(x) AS ascii FROM t"
+    )
+
+
 def test_rewrite_unsigned_types() -> None:
     sql = "SELECT CAST(x AS HUGEINT) AS h, x::UBIGINT AS u, x::UINTEGER AS i FROM t"
     assert to_spark(sql) == (

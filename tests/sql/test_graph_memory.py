@@ -1,0 +1,126 @@
+"""The in-memory closure (``bench.sql.graph_memory``) against graph search and the SQL one."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from bench.sql.engine import connect
+from bench.sql.graph import connected_components
+from bench.sql.graph_memory import component_minima, record_clusters, smallest_in_component
+
+#: Large, non-contiguous ids (sorted mapping) and dense ids (offset mapping).
+SPARSE = [10**12 + 7919 * i for i in range(500)]
+DENSE = [1000 + i for i in range(500)]
+
+
+def _temp(name: str) -> str:
+    return f"__idbench_m_{name}"
+
+
+def _search(ids: list[int], edges: list[tuple[int, int]]) -> dict[int, int]:
+    """Reference: breadth-first search from every unvisited id, smallest id as label."""
+    near: dict[int, set[int]] = {x: set() for x in ids}
+    for a, b in edges:
+        near[a].add(b)
+        near[b].add(a)
+    label: dict[int, int] = {}
+    for start in sorted(ids):
+        if start in label:
+            continue
+        label[start], frontier = start, [start]
+        while frontier:
+            frontier = [y for x in frontier for y in near[x] if y not in label]
+            label.update(dict.fromkeys(frontier, start))
+    return label
+
+
+def _load(ids: list[int], edges: list[tuple[int, int]]):
+    con = connect(threads=2)
+    con.sql("CREATE TABLE r AS SELECT unnest(?::BIGINT[]) AS record_id", params=[ids])
+    con.sql(
+        "CREATE TABLE e AS SELECT unnest(?::BIGINT[]) AS a, unnest(?::BIGINT[]) AS b",
+        params=[[a for a, _ in edges], [b for _, b in edges]],
+    )
+    return con
+
+
+def _clusters(ids: list[int], edges: list[tuple[int, int]]) -> tuple[dict[int, int], str]:
+    con = _load(ids, edges)
+    res = record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    rows = res.clusters.to_pylist()
+    con.close()
+    assert sorted(r["record_id"] for r in rows) == sorted(ids), "every record exactly once"
+    return {r["record_id"]: r["cluster_id"] for r in rows}, str(res.diagnostics["node_index"])
+
+
+@pytest.mark.parametrize(("ids", "mapping"), [(SPARSE, "sorted"), (DENSE, "offset")])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_record_gets_its_components_smallest_id(
+    ids: list[int], mapping: str, seed: int
+) -> None:
+    rng = random.Random(seed)
+    shuffled = rng.sample(ids, len(ids))  # record order must not matter
+    edges = [(rng.choice(ids), rng.choice(ids)) for _ in range(rng.choice([0, 50, 300, 700]))]
+    got, used = _clusters(shuffled, edges)
+    assert used == mapping
+    assert got == _search(ids, edges)
+
+
+def test_same_labels_as_the_sql_components() -> None:
+    rng = random.Random(9)
+    ids = SPARSE
+    edges = [(rng.choice(ids), rng.choice(ids)) for _ in range(350)]
+    got, _ = _clusters(ids, edges)
+    con = _load(ids, edges)
+    cc = connected_components(con, "SELECT a, b FROM e", _temp)
+    sql = dict(con.sql(f'SELECT node, label FROM "{cc.table}"').fetchall())
+    con.close()
+    assert got == {x: sql.get(x, x) for x in ids}
+    assert len(set(got.values())) < len(ids)  # the graph does merge records
+
+
+@pytest.mark.parametrize("shape", ["chain", "star", "zigzag"])
+def test_shapes_collapse_to_their_smallest_record(shape: str) -> None:
+    ids = DENSE[:64]
+    if shape == "chain":
+        edges = list(itertools.pairwise(reversed(ids)))
+    elif shape == "star":
+        edges = [(ids[-1], x) for x in ids[:-1]]
+    else:  # a path through 1, 0, 3, 2, 5, 4, ...: local minima alternate
+        edges = list(itertools.pairwise(ids[i ^ 1] for i in range(64)))
+    got, _ = _clusters(DENSE[:80], edges)
+    assert got == {x: ids[0] if x in ids else x for x in DENSE[:80]}
+
+
+@pytest.mark.parametrize(
+    ("ids", "stranger"), [(DENSE, 2000), (DENSE[::2], 1001), (SPARSE, 10**12 + 1)]
+)
+def test_an_edge_to_an_unknown_record_is_refused(ids: list[int], stranger: int) -> None:
+    con = _load(ids, [(ids[0], ids[1]), (ids[2], stranger)])
+    with pytest.raises(ValueError, match="closure: edges name record ids that are not among"):
+        record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    con.close()
+
+
+def test_no_records_and_no_edges() -> None:
+    got, _ = _clusters(DENSE[:5], [])
+    assert got == {x: x for x in DENSE[:5]}
+    con = _load([], [])
+    assert record_clusters(con, "SELECT a, b FROM e", '"r"', _temp).clusters.num_rows == 0
+    con.close()
+
+
+def test_component_minima_do_not_rely_on_the_label_order() -> None:
+    # scipy numbers components by their first node; other numberings still give minima.
+    assert component_minima(np.array([0, 0, 1, 2, 1]), 3).tolist() == [0, 2, 3]
+    assert component_minima(np.array([1, 1, 0, 0, 2]), 3).tolist() == [2, 0, 4]
+    assert component_minima(np.array([2, 0, 1, 0]), 3).tolist() == [1, 2, 0]
+
+
+def test_smallest_in_component_leaves_unlinked_nodes_alone() -> None:
+    ia, ib = np.array([5, 9, 7]), np.array([3, 5, 9])
+    assert smallest_in_component(ia, ib, 11).tolist() == [0, 1, 2, 3, 4, 3, 6, 3, 8, 3, 10]
