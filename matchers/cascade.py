@@ -379,16 +379,18 @@ class Cascade(BaseMatcher):
         diag["seconds_edges"] = round(time.perf_counter() - t0, 3)
         # Star edges from every record to its group's smallest record: a < b by
         # construction, so the components skip their normalising pass.
-        closed = record_clusters(
-            ctx.engine,
-            f"SELECT a, b FROM {q(edges)}",
-            q(ctx.records),
-            ctx.temp_name,
-            linkable=any_rule_present_sql(plan),
-            oriented=True,
-            step=f"{self.name}: closure",
-        )
-        drop_tables(ctx.engine, edges)
+        try:
+            closed = record_clusters(
+                ctx.engine,
+                f"SELECT a, b FROM {q(edges)}",
+                q(ctx.records),
+                ctx.temp_name,
+                linkable=any_rule_present_sql(plan),
+                oriented=True,
+                step=f"{self.name}: closure",
+            )
+        finally:
+            drop_tables(ctx.engine, edges)
         diag["closure"] = closed.method
         diag["components"] = closed.diagnostics
         return closed.clusters

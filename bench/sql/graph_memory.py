@@ -10,9 +10,11 @@ a matcher calls one function on every engine.
 Why in memory on DuckDB: at 10M records (6.6M star edges of the cascade's rules) the SQL
 rounds (min neighbour, pointer jumping, contraction, each a join over the edges) took
 ~3 s and the join of the labels back to every record ~1 s on two cores; reading the
-edges, the components and the labels of every record take ~2 s together here, and give
-the same labels (tested against the SQL algorithm on chains, stars and random graphs).
-Memory: ~40 bytes per record and ~20 per edge (0.6 GiB at 10M records).
+edges, the components and writing the cluster of every record take 3-4 s together here,
+on one core, and give the same labels (tested against the SQL algorithm and a graph search
+on chains, stars and random graphs). Memory while closing: ~40 bytes per record and
+~75 per edge (the Arrow edges, their node indices and scipy's sparse matrix); the
+cascade's peak at 10M records and 6.6M edges grew by 0.6 GiB.
 
 Node indices: record ids are mapped to ``0..n-1`` in increasing order, by offset when the
 ids are dense (``max - min`` at most twice their count, as generated datasets number
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components as _scipy_components
+from scipy.sparse.csgraph import connected_components as scipy_components
 
 from bench.sql.engine import Target, query, quote_ident
 from bench.sql.graph import connected_components
@@ -55,12 +57,39 @@ class RecordClusters:
     method
         ``"memory"`` (numpy + scipy) or ``"sql"`` (:mod:`bench.sql.graph`).
     diagnostics
-        Edge, record and component counts and the seconds taken.
+        In memory: record and edge counts, how ids were indexed (``offset`` or
+        ``sorted``), seconds reading and in all; in SQL: the components' own
+        diagnostics (:meth:`bench.sql.graph.ComponentsResult.diagnostics`).
     """
 
     clusters: pa.Table | str
     method: str
     diagnostics: dict[str, float | int | str]
+
+
+def _int64s(column: pa.ChunkedArray, what: str) -> np.ndarray:
+    """A column of ids as one int64 numpy array, without copying where it can.
+
+    Reads the Arrow buffers directly: pyarrow's own ``to_numpy`` imports pandas on first
+    use, half a second a process. NULLs and ids outside BIGINT are refused.
+    """
+    if column.null_count:
+        msg = f"{what} hold NULL"
+        raise ValueError(msg)
+    if column.type != pa.int64():
+        try:
+            column = column.cast(pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            msg = f"{what} must be BIGINT ({column.type}: {exc})"
+            raise ValueError(msg) from exc
+    parts = [
+        np.frombuffer(c.buffers()[1], dtype=np.int64, count=len(c), offset=c.offset * 8)
+        for c in column.chunks
+        if len(c)
+    ]
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _node_index(
@@ -119,7 +148,7 @@ def smallest_in_component(ia: np.ndarray, ib: np.ndarray, n: int) -> np.ndarray:
     ca, cb = compact[ia], compact[ib]
     size = len(nodes)
     graph = csr_matrix((np.ones(len(ca), dtype=np.int8), (ca, cb)), shape=(size, size))
-    n_comp, labels = _scipy_components(graph, directed=False)
+    n_comp, labels = scipy_components(graph, directed=False)
     smallest = np.arange(n, dtype=np.int64)
     smallest[nodes] = nodes[component_minima(labels, n_comp)[labels]]
     return smallest
@@ -150,11 +179,14 @@ def _in_memory(
     t0 = time.perf_counter()
     ids = query(con, ids_sql, step=f"{step}: record ids").column(0)
     edges = query(con, edges_sql, step=f"{step}: edges")
-    ids_np = ids.to_numpy().astype(np.int64, copy=False)
+    ids_np = _int64s(ids, f"{step}: record ids")
     if len(ids_np) == 0:
+        if edges.num_rows:
+            msg = f"{step}: edges name record ids that are not among the records (there are none)"
+            raise ValueError(msg)
         return pa.table({"record_id": ids, "cluster_id": ids}), {"records": 0, "edges": 0}
-    a = edges.column("a").to_numpy().astype(np.int64, copy=False)
-    b = edges.column("b").to_numpy().astype(np.int64, copy=False)
+    a = _int64s(edges.column("a"), f"{step}: edges")
+    b = _int64s(edges.column("b"), f"{step}: edges")
     t_read = time.perf_counter() - t0
     index, sorted_ids, lo, n = _node_index(ids_np)
     id_nodes = index(ids_np)
@@ -164,7 +196,10 @@ def _in_memory(
         raise ValueError(msg)
     smallest = smallest_in_component(ia, ib, n)[id_nodes]
     cluster = smallest + lo if sorted_ids is None else sorted_ids[smallest]
-    out = pa.table({"record_id": ids, "cluster_id": pa.array(cluster, pa.int64())})
+    # From the buffer, as _int64s reads: pa.array(numpy) would import pandas.
+    cluster = np.ascontiguousarray(cluster, dtype=np.int64)
+    labels = pa.Array.from_buffers(pa.int64(), len(cluster), [None, pa.py_buffer(cluster)])
+    out = pa.table({"record_id": ids, "cluster_id": labels})
     diag: dict[str, float | int | str] = {
         "records": len(ids_np),
         "edges": len(a),
@@ -223,5 +258,4 @@ def record_clusters(
             WHERE {keep}""",
         step=f"{step}: clusters",
     )
-    diag = {"edges": cc.edges, "rounds": cc.rounds, "seconds": round(cc.seconds, 3)}
-    return RecordClusters(clusters=view, method="sql", diagnostics=diag)
+    return RecordClusters(clusters=view, method="sql", diagnostics=cc.diagnostics())

@@ -112,6 +112,10 @@ def test_no_records_and_no_edges() -> None:
     con = _load([], [])
     assert record_clusters(con, "SELECT a, b FROM e", '"r"', _temp).clusters.num_rows == 0
     con.close()
+    con = _load([], [(1, 2)])
+    with pytest.raises(ValueError, match="not among the records"):
+        record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    con.close()
 
 
 def test_component_minima_do_not_rely_on_the_label_order() -> None:
@@ -124,3 +128,15 @@ def test_component_minima_do_not_rely_on_the_label_order() -> None:
 def test_smallest_in_component_leaves_unlinked_nodes_alone() -> None:
     ia, ib = np.array([5, 9, 7]), np.array([3, 5, 9])
     assert smallest_in_component(ia, ib, 11).tolist() == [0, 1, 2, 3, 4, 3, 6, 3, 8, 3, 10]
+
+
+def test_null_ids_are_refused_and_narrow_ids_accepted() -> None:
+    con = connect(threads=1)
+    con.sql("CREATE TABLE r AS SELECT * FROM (VALUES (1::INTEGER), (2), (3)) t(record_id)")
+    con.sql("CREATE TABLE e AS SELECT * FROM (VALUES (1::INTEGER, 3::INTEGER)) t(a, b)")
+    got = record_clusters(con, "SELECT a, b FROM e", '"r"', _temp).clusters.to_pylist()
+    assert {r["record_id"]: r["cluster_id"] for r in got} == {1: 1, 2: 2, 3: 1}
+    con.sql("INSERT INTO r VALUES (NULL)")
+    with pytest.raises(ValueError, match="closure: record ids hold NULL"):
+        record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    con.close()
