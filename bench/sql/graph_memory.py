@@ -10,11 +10,11 @@ a matcher calls one function on every engine.
 Why in memory on DuckDB: at 10M records (6.6M star edges of the cascade's rules) the SQL
 rounds (min neighbour, pointer jumping, contraction, each a join over the edges) took
 ~3 s and the join of the labels back to every record ~1 s on two cores; reading the
-edges, the components and writing the cluster of every record take 3-4 s together here,
+edges, the components and writing the cluster of every record take ~3 s together here,
 on one core, and give the same labels (tested against the SQL algorithm and a graph search
 on chains, stars and random graphs). Memory while closing: ~40 bytes per record and
 ~75 per edge (the Arrow edges, their node indices and scipy's sparse matrix); the
-cascade's peak at 10M records and 6.6M edges grew by 0.6 GiB.
+cascade's peak at 10M records and 6.6M edges grew by 0.5-0.6 GiB.
 
 Node indices: record ids are mapped to ``0..n-1`` in increasing order, by offset when the
 ids are dense (``max - min`` at most twice their count, as generated datasets number
