@@ -51,6 +51,7 @@ from bench.sql.graph import (
     CappedComponents,
     ComponentsResult,
     capped_components,
+    clusters_sql,
     connected_components,
 )
 from bench.sql.graph_memory import record_clusters
@@ -83,6 +84,7 @@ __all__ = [
     "UnsupportedInput",
     "UnsupportedOnEngine",
     "capped_components",
+    "clusters_sql",
     "connected_components",
     "execute",
     "literal",

@@ -68,6 +68,7 @@ from bench.api import (
     MatchContext,
     MatchResult,
     UnsupportedInput,
+    clusters_sql,
     execute,
     quote_ident,
     record_clusters,
@@ -286,15 +287,8 @@ class Cascade(BaseMatcher):
             labels = self._labels(ctx, keys_query, plan, uniq, diag, t0)
             # A record without every column of some rule links through nothing: it
             # passes straight through instead of through the join with the labels.
-            keyed = any_rule_present_sql(plan)
-            recs = q(ctx.records)
             rel = ctx.rows(
-                f"""SELECT record_id, record_id AS cluster_id FROM {recs} WHERE NOT ({keyed})
-                    UNION ALL
-                    SELECT r.record_id, coalesce(l.label, r.record_id) AS cluster_id
-                    FROM {recs} r LEFT JOIN {q(labels)} l ON l.node = r.record_id
-                    WHERE {keyed}""",
-                "clusters",
+                clusters_sql(q(ctx.records), q(labels), any_rule_present_sql(plan)), "clusters"
             )
         else:  # each rule builds its own keys
             rel = self._closure(ctx, plan, options, diag)

@@ -51,7 +51,13 @@ import duckdb
 
 from bench.sql.engine import execute, query_one, quote_ident
 
-__all__ = ["CappedComponents", "ComponentsResult", "capped_components", "connected_components"]
+__all__ = [
+    "CappedComponents",
+    "ComponentsResult",
+    "capped_components",
+    "clusters_sql",
+    "connected_components",
+]
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +245,21 @@ def _compose_labels(
                 UNION ALL SELECT node, label FROM {q(out)}""",
             step="connected components: compose",
         )
+
+
+def clusters_sql(records: str, labels: str, linkable: str | None = None) -> str:
+    """SELECT of ``(record_id, cluster_id)`` for every record, from a ``(node, label)`` table.
+
+    ``records`` and ``labels`` are quoted names. A record without a label is its own
+    cluster; records failing ``linkable`` (a condition every labelled node meets) pass
+    straight through instead of through the join with the labels.
+    """
+    keep = linkable or "TRUE"
+    return f"""SELECT record_id, record_id AS cluster_id FROM {records} WHERE NOT ({keep})
+               UNION ALL
+               SELECT r.record_id, coalesce(l.label, r.record_id) AS cluster_id
+               FROM {records} r LEFT JOIN {labels} l ON l.node = r.record_id
+               WHERE {keep}"""
 
 
 def connected_components(

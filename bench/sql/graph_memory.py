@@ -35,7 +35,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
 
 from bench.sql.engine import Target, query, quote_ident
-from bench.sql.graph import connected_components
+from bench.sql.graph import clusters_sql, connected_components
 from bench.sql.interface import Engine
 
 __all__ = ["RecordClusters", "component_minima", "record_clusters", "smallest_in_component"]
@@ -247,15 +247,6 @@ def record_clusters(
         table, diag = _in_memory(target, edges_sql, f"SELECT record_id FROM {records}", step=step)
         return RecordClusters(clusters=table, method="memory", diagnostics=diag)
     cc = connected_components(con, edges_sql, temp_name, oriented=oriented)
-    keep = linkable or "TRUE"
     view = temp_name("record_clusters")
-    engine.create_view(
-        view,
-        f"""SELECT record_id, record_id AS cluster_id FROM {records} WHERE NOT ({keep})
-            UNION ALL
-            SELECT r.record_id, coalesce(l.label, r.record_id) AS cluster_id
-            FROM {records} r LEFT JOIN {q(cc.table)} l ON l.node = r.record_id
-            WHERE {keep}""",
-        step=f"{step}: clusters",
-    )
+    engine.create_view(view, clusters_sql(records, q(cc.table), linkable), step=f"{step}: clusters")
     return RecordClusters(clusters=view, method="sql", diagnostics=cc.diagnostics())
