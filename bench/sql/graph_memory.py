@@ -2,19 +2,22 @@
 
 :func:`record_clusters` labels *every* record with the smallest record id of its
 component under an edge list: the clusters a closure matcher returns. On DuckDB the edges
-and ids are read into numpy arrays once and closed with scipy's linear-time components
-(a graph search over a compressed sparse row matrix); on other engines (Spark) it runs
-the SQL algorithm of :mod:`bench.sql.graph` and joins the labels back to the records, so
-a matcher calls one function on every engine.
+and ids are read into numpy arrays once and closed by vectorised hooking and pointer
+jumping (:func:`smallest_in_component`: star edges close in two or three rounds; what
+is left after a few rounds goes to scipy's linear-time components); on other engines
+(Spark) it runs the SQL algorithm of :mod:`bench.sql.graph` and joins the labels back
+to the records, so a matcher calls one function on every engine.
 
 Why in memory on DuckDB: at 10M records (6.6M star edges of the cascade's rules) the SQL
 rounds (min neighbour, pointer jumping, contraction, each a join over the edges) took
 ~3 s and the join of the labels back to every record ~1 s on two cores; reading the
-edges, the components and writing the cluster of every record take ~3 s together here,
+edges, closing them and writing the cluster of every record take ~1.7 s together here,
 on one core, and give the same labels (tested against the SQL algorithm and a graph search
-on chains, stars and random graphs). Memory while closing: ~40 bytes per record and
-~75 per edge (the Arrow edges, their node indices and scipy's sparse matrix); the
-cascade's peak at 10M records and 6.6M edges grew by 0.5-0.6 GiB.
+on chains, stars and random graphs). scipy's components alone took ~1 s more: building
+its sparse matrix and the transpose it searches cost more than the hooking rounds. Memory
+while closing: ~15 bytes per record and ~50 per edge beyond the Arrow inputs and the
+output column; fresh memory is kept small on purpose, since first touches of fresh pages
+are a large part of the time on this machine class.
 
 Node indices: record ids are mapped to ``0..n-1`` in increasing order, by offset when the
 ids are dense (``max - min`` at most twice their count, as generated datasets number
@@ -67,11 +70,13 @@ class RecordClusters:
     diagnostics: dict[str, float | int | str]
 
 
-def _int64s(column: pa.ChunkedArray, what: str) -> np.ndarray:
-    """A column of ids as one int64 numpy array, without copying where it can.
+def _int64_chunks(column: pa.ChunkedArray, what: str) -> list[np.ndarray]:
+    """A column of ids as int64 numpy views of its Arrow chunks (no copy for BIGINT).
 
     Reads the Arrow buffers directly: pyarrow's own ``to_numpy`` imports pandas on first
-    use, half a second a process. NULLs and ids outside BIGINT are refused.
+    use, half a second a process. The chunks are kept apart: one array of 10M ids would
+    be 80 MB of fresh memory, and first touches of fresh memory are a large part of the
+    closure's time here. NULLs and ids outside BIGINT are refused.
     """
     if column.null_count:
         msg = f"{what} hold NULL"
@@ -82,31 +87,79 @@ def _int64s(column: pa.ChunkedArray, what: str) -> np.ndarray:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             msg = f"{what} must be BIGINT ({column.type}: {exc})"
             raise ValueError(msg) from exc
-    parts = [
+    return [
         np.frombuffer(c.buffers()[1], dtype=np.int64, count=len(c), offset=c.offset * 8)
         for c in column.chunks
         if len(c)
     ]
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _node_index(
-    ids: np.ndarray,
-) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray | None, int, int]:
-    """Map record ids to ``0..n-1`` preserving order.
+@dataclass
+class _NodeIndex:
+    """Record ids mapped to nodes ``0..n-1`` in increasing order.
 
-    Returns ``(index, sorted_ids, lo, n)``: ``index`` maps ids to node indices;
     ``sorted_ids`` is ``None`` for the dense (offset) mapping, where node ``i`` is id
-    ``lo + i``, else the sorted ids node ``i`` stands for.
+    ``lo + i``, else the sorted ids the nodes stand for.
     """
-    lo, hi = int(ids.min()), int(ids.max())
-    span = hi - lo + 1
-    if span <= 2 * len(ids) + 1024:
-        return (lambda x: x - lo), None, lo, span
-    uniq = np.sort(ids)
-    return (lambda x: np.searchsorted(uniq, x)), uniq, lo, len(uniq)
+
+    lo: int
+    n: int
+    sorted_ids: np.ndarray | None
+    known: np.ndarray | None = None  # offset mapping: which nodes are record ids
+
+    @classmethod
+    def of(cls, chunks: list[np.ndarray]) -> _NodeIndex:
+        """Offset mapping when ``max - min`` is at most about twice the count, else sorted."""
+        count = sum(len(c) for c in chunks)
+        lo = min(int(c.min()) for c in chunks)
+        span = max(int(c.max()) for c in chunks) - lo + 1
+        if span <= 2 * count + 1024:
+            index = cls(lo, span, None, np.zeros(span, dtype=bool))
+            for c in chunks:
+                index.known[c - lo] = True  # type: ignore[index]
+            return index
+        uniq = np.sort(np.concatenate(chunks))
+        return cls(lo, len(uniq), uniq)
+
+    @property
+    def kind(self) -> type[np.signedinteger]:
+        """Integer type of node indices."""
+        return np.int32 if self.n < 2**31 else np.int64
+
+    def nodes(self, ids: np.ndarray) -> np.ndarray:
+        """Node of every id (ids must be record ids)."""
+        return ids - self.lo if self.sorted_ids is None else np.searchsorted(self.sorted_ids, ids)
+
+    def known_nodes(self, ids: np.ndarray) -> np.ndarray | None:
+        """Node of every id, or ``None`` if some id is not a record id."""
+        nodes = self.nodes(ids)
+        if len(nodes) == 0:
+            return nodes
+        if nodes.min() < 0 or nodes.max() >= self.n:
+            return None
+        if self.sorted_ids is not None:
+            return nodes if np.array_equal(self.sorted_ids[nodes], ids) else None
+        return nodes if self.known[nodes].all() else None  # type: ignore[index]
+
+    def ids(self, nodes: np.ndarray) -> np.ndarray:
+        """The record id of every node, as int64."""
+        if self.sorted_ids is None:
+            return nodes.astype(np.int64) + self.lo
+        return self.sorted_ids[nodes]
+
+
+def _edge_nodes(chunks: list[np.ndarray], index: _NodeIndex, what: str) -> np.ndarray:
+    """The nodes of one edge column, in one array of node indices; unknown ids refused."""
+    out = np.empty(sum(len(c) for c in chunks), dtype=index.kind)
+    pos = 0
+    for c in chunks:
+        nodes = index.known_nodes(c)
+        if nodes is None:
+            msg = f"{what} name record ids that are not among the records"
+            raise ValueError(msg)
+        out[pos : pos + len(c)] = nodes
+        pos += len(c)
+    return out
 
 
 def component_minima(labels: np.ndarray, n_components: int) -> np.ndarray:
@@ -133,44 +186,80 @@ def component_minima(labels: np.ndarray, n_components: int) -> np.ndarray:
     return minima
 
 
-def smallest_in_component(ia: np.ndarray, ib: np.ndarray, n: int) -> np.ndarray:
+def _compress(parent: np.ndarray) -> None:
+    """Point every node of a forest straight at its root, in place (pointer jumping).
+
+    Each pass replaces a node's parent by its grandparent, and only nodes whose parent
+    is not yet a root take the next pass.
+    """
+    idx = np.flatnonzero(parent[parent] != parent)
+    while len(idx):
+        up = parent[parent[idx]]
+        parent[idx] = up
+        idx = idx[parent[up] != up]
+
+
+def _close_rest(parent: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> None:
+    """Join the trees that edges between roots ``pa`` and ``pb`` still connect, in place.
+
+    The roots and those edges form a (usually small) graph; scipy's linear-time
+    components close it, and each root is hooked to the smallest root of its component.
+    """
+    roots = np.unique(np.concatenate([pa, pb]))
+    ca, cb = np.searchsorted(roots, pa), np.searchsorted(roots, pb)
+    graph = csr_matrix((np.ones(len(ca), dtype=np.int8), (ca, cb)), shape=(len(roots), len(roots)))
+    n_comp, labels = scipy_components(graph, directed=False)
+    parent[roots] = roots[component_minima(labels, n_comp)][labels]
+    _compress(parent)
+
+
+#: Hooking rounds before the rest of the graph goes to scipy's components.
+HOOKING_ROUNDS = 4
+
+
+def smallest_in_component(
+    ia: np.ndarray, ib: np.ndarray, n: int, *, rounds: int = HOOKING_ROUNDS
+) -> np.ndarray:
     """For every node ``0..n-1``, the smallest node of its component under edges ``(ia, ib)``.
 
-    Only the nodes that have an edge enter the graph (renumbered in order, so minima
-    stay minima); the others are their own component.
+    Only the nodes that have an edge take part (renumbered in order, so minima stay
+    minima); the others are their own component. The linked nodes form a forest in
+    which every parent is smaller than its child, so each root is the smallest node of
+    its tree. Each round points every node at its root and, for every edge whose ends
+    lie in two trees, hooks the larger root under the smaller one (vectorised: where
+    several edges hook one root, one of them wins, and the others wait for the next
+    round). Star edges (a key group's records to one of them), as the cascade makes,
+    close in two or three rounds. The edges still between two trees after ``rounds``
+    rounds are closed by scipy's linear-time components over the roots they join, so a
+    graph on which hooking converges slowly (a long chain of conflicting hooks) costs
+    no more than a graph search.
     """
     linked = np.zeros(n, dtype=bool)
     linked[ia] = True
     linked[ib] = True
     nodes = np.flatnonzero(linked)
     kind = np.int32 if len(nodes) < 2**31 else np.int64
-    compact = np.cumsum(linked, dtype=kind) - 1
-    ca, cb = compact[ia], compact[ib]
-    size = len(nodes)
-    graph = csr_matrix((np.ones(len(ca), dtype=np.int8), (ca, cb)), shape=(size, size))
-    n_comp, labels = scipy_components(graph, directed=False)
-    smallest = np.arange(n, dtype=np.int64)
-    smallest[nodes] = nodes[component_minima(labels, n_comp)[labels]]
+    compact = np.cumsum(linked, dtype=kind)
+    compact -= 1
+    a, b = compact[ia], compact[ib]
+    del compact
+    parent = np.arange(len(nodes), dtype=kind)
+    for _ in range(rounds):
+        pa, pb = parent[a], parent[b]
+        apart = pa != pb
+        a, b, pa, pb = a[apart], b[apart], pa[apart], pb[apart]
+        if not len(a):
+            break
+        parent[np.maximum(pa, pb)] = np.minimum(pa, pb)
+        _compress(parent)
+    else:
+        pa, pb = parent[a], parent[b]
+        apart = pa != pb
+        if apart.any():
+            _close_rest(parent, pa[apart], pb[apart])
+    smallest = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    smallest[nodes] = nodes[parent]
     return smallest
-
-
-def _all_known(
-    a: np.ndarray,
-    b: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
-    id_nodes: np.ndarray,
-    sorted_ids: np.ndarray | None,
-    n: int,
-) -> bool:
-    """Whether every edge endpoint is one of the record ids."""
-    if ((ia < 0) | (ia >= n) | (ib < 0) | (ib >= n)).any():
-        return False
-    if sorted_ids is not None:
-        return bool(np.array_equal(sorted_ids[ia], a) and np.array_equal(sorted_ids[ib], b))
-    known = np.zeros(n, dtype=bool)
-    known[id_nodes] = True
-    return bool(known[ia].all() and known[ib].all())
 
 
 def _in_memory(
@@ -179,31 +268,35 @@ def _in_memory(
     t0 = time.perf_counter()
     ids = query(con, ids_sql, step=f"{step}: record ids").column(0)
     edges = query(con, edges_sql, step=f"{step}: edges")
-    ids_np = _int64s(ids, f"{step}: record ids")
-    if len(ids_np) == 0:
+    id_chunks = _int64_chunks(ids, f"{step}: record ids")
+    if not id_chunks:
         if edges.num_rows:
             msg = f"{step}: edges name record ids that are not among the records (there are none)"
             raise ValueError(msg)
         return pa.table({"record_id": ids, "cluster_id": ids}), {"records": 0, "edges": 0}
-    a = _int64s(edges.column("a"), f"{step}: edges")
-    b = _int64s(edges.column("b"), f"{step}: edges")
+    a = _int64_chunks(edges.column("a"), f"{step}: edges")
+    b = _int64_chunks(edges.column("b"), f"{step}: edges")
     t_read = time.perf_counter() - t0
-    index, sorted_ids, lo, n = _node_index(ids_np)
-    id_nodes = index(ids_np)
-    ia, ib = index(a), index(b)
-    if not _all_known(a, b, ia, ib, id_nodes, sorted_ids, n):
-        msg = f"{step}: edges name record ids that are not among the records"
-        raise ValueError(msg)
-    smallest = smallest_in_component(ia, ib, n)[id_nodes]
-    cluster = smallest + lo if sorted_ids is None else sorted_ids[smallest]
-    # From the buffer, as _int64s reads: pa.array(numpy) would import pandas.
-    cluster = np.ascontiguousarray(cluster, dtype=np.int64)
-    labels = pa.Array.from_buffers(pa.int64(), len(cluster), [None, pa.py_buffer(cluster)])
-    out = pa.table({"record_id": ids, "cluster_id": labels})
+    index = _NodeIndex.of(id_chunks)
+    ia = _edge_nodes(a, index, f"{step}: edges")
+    ib = _edge_nodes(b, index, f"{step}: edges")
+    n_edges = len(ia)
+    del a, b, edges
+    smallest = smallest_in_component(ia, ib, index.n)
+    del ia, ib
+    # Chunk by chunk, from the buffers as _int64_chunks reads (pa.array(numpy) would
+    # import pandas): only the output column is fresh memory.
+    labels = []
+    for chunk in id_chunks:
+        cluster = np.ascontiguousarray(index.ids(smallest[index.nodes(chunk)]), dtype=np.int64)
+        labels.append(
+            pa.Array.from_buffers(pa.int64(), len(cluster), [None, pa.py_buffer(cluster)])
+        )
+    out = pa.table({"record_id": ids, "cluster_id": pa.chunked_array(labels, pa.int64())})
     diag: dict[str, float | int | str] = {
-        "records": len(ids_np),
-        "edges": len(a),
-        "node_index": "offset" if sorted_ids is None else "sorted",
+        "records": len(ids),
+        "edges": n_edges,
+        "node_index": "offset" if index.sorted_ids is None else "sorted",
         "seconds_read": round(t_read, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     }

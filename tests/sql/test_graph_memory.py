@@ -6,6 +6,7 @@ import itertools
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from bench.sql.engine import connect
@@ -138,5 +139,90 @@ def test_null_ids_are_refused_and_narrow_ids_accepted() -> None:
     assert {r["record_id"]: r["cluster_id"] for r in got} == {1: 1, 2: 2, 3: 1}
     con.sql("INSERT INTO r VALUES (NULL)")
     with pytest.raises(ValueError, match="closure: record ids hold NULL"):
+        record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    con.close()
+
+
+def _smallest_by_search(ia: np.ndarray, ib: np.ndarray, n: int) -> list[int]:
+    label = _search(list(range(n)), list(zip(ia.tolist(), ib.tolist(), strict=True)))
+    return [label[x] for x in range(n)]
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 2, 4, 100])
+def test_hooking_then_components_match_a_graph_search(rounds: int) -> None:
+    # rounds=0: scipy closes everything; 100: hooking alone; between: both share the work.
+    rng = np.random.default_rng(rounds)
+    for _ in range(150):
+        n = int(rng.integers(1, 80))
+        m = int(rng.integers(0, 120))
+        ia, ib = rng.integers(0, n, m), rng.integers(0, n, m)
+        got = smallest_in_component(ia, ib, n, rounds=rounds).tolist()
+        assert got == _smallest_by_search(ia, ib, n), (n, ia.tolist(), ib.tolist())
+
+
+@pytest.mark.parametrize("rounds", [1, 3, 100])
+def test_graphs_on_which_hooking_converges_slowly_are_closed(rounds: int) -> None:
+    # A star around its *largest* node: every edge hooks that one root, one wins per
+    # round; chained with a path numbered against the hooking direction.
+    n = 400
+    star = [(n - 1, x) for x in range(0, 200)]
+    path = [(x, x + 1) for x in range(200, n - 2, 2)] + [
+        (x + 1, x + 2) for x in range(200, n - 2, 2)
+    ]
+    edges = star + path + [(n - 2, n - 1)]
+    ia = np.array([a for a, _ in edges])
+    ib = np.array([b for _, b in edges])
+    got = smallest_in_component(ia, ib, n, rounds=rounds)
+    assert got.tolist() == [0] * n
+    assert got.tolist() == _smallest_by_search(ia, ib, n)
+
+
+def test_star_edges_of_several_rules_close_into_their_components() -> None:
+    # As the cascade makes them: per rule, every record of a key group to the group's
+    # smallest record; groups of different rules overlap into chains.
+    rng = np.random.default_rng(7)
+    n = 5000
+    ia_parts, ib_parts = [], []
+    for _rule in range(4):
+        group = rng.integers(0, 1200, n)
+        order = np.lexsort((np.arange(n), group))
+        first = np.r_[True, group[order][1:] != group[order][:-1]]
+        root = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        smallest = order[root]
+        keep = order != smallest
+        ia_parts.append(order[keep])
+        ib_parts.append(smallest[keep])
+    ia, ib = np.concatenate(ia_parts), np.concatenate(ib_parts)
+    for rounds in (0, 4):
+        assert smallest_in_component(ia, ib, n, rounds=rounds).tolist() == _smallest_by_search(
+            ia, ib, n
+        )
+
+
+@pytest.mark.parametrize(("ids", "mapping"), [(SPARSE, "sorted"), (DENSE, "offset")])
+def test_ids_and_edges_read_in_many_chunks(
+    ids: list[int], mapping: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10M ids arrive from DuckDB in many Arrow chunks; here 500 ids in chunks of 7.
+    import bench.sql.graph_memory as graph_memory
+
+    real_query = graph_memory.query
+
+    def small_chunks(*args: object, **kwargs: object):
+        table = real_query(*args, **kwargs)
+        return pa.Table.from_batches(table.to_batches(max_chunksize=7), table.schema)
+
+    monkeypatch.setattr(graph_memory, "query", small_chunks)
+    rng = random.Random(4)
+    shuffled = rng.sample(ids, len(ids))
+    edges = [(rng.choice(ids), rng.choice(ids)) for _ in range(400)]
+    con = _load(shuffled, edges)
+    res = record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    assert res.clusters.column("cluster_id").num_chunks > 1
+    assert res.diagnostics["node_index"] == mapping
+    got = {r["record_id"]: r["cluster_id"] for r in res.clusters.to_pylist()}
+    assert got == _search(ids, edges)
+    con.sql(f"INSERT INTO e VALUES ({ids[3]}, {ids[-1] + 1})")
+    with pytest.raises(ValueError, match="not among the records"):
         record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
     con.close()
