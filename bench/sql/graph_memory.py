@@ -3,8 +3,8 @@
 :func:`record_clusters` labels *every* record with the smallest record id of its
 component under an edge list: the clusters a closure matcher returns. On DuckDB the edges
 and ids are read into numpy arrays once and closed by vectorised hooking and pointer
-jumping (:func:`smallest_in_component`: star edges close in two or three rounds; what
-is left after a few rounds goes to scipy's linear-time components); on other engines
+jumping (:func:`smallest_in_component`: the cascade's star edges close in three or four
+rounds; what is left after a few rounds goes to scipy's linear-time components); on other engines
 (Spark) it runs the SQL algorithm of :mod:`bench.sql.graph` and joins the labels back
 to the records, so a matcher calls one function on every engine.
 
@@ -81,6 +81,9 @@ def _int64_chunks(column: pa.ChunkedArray, what: str) -> list[np.ndarray]:
     if column.null_count:
         msg = f"{what} hold NULL"
         raise ValueError(msg)
+    if not pa.types.is_integer(column.type):
+        msg = f"{what} must be integers (BIGINT), got {column.type}"
+        raise ValueError(msg)
     if column.type != pa.int64():
         try:
             column = column.cast(pa.int64())
@@ -141,6 +144,17 @@ class _NodeIndex:
             return nodes if np.array_equal(self.sorted_ids[nodes], ids) else None
         return nodes if self.known[nodes].all() else None  # type: ignore[index]
 
+    def unknown(self, ids: np.ndarray) -> np.ndarray:
+        """The ids that are not record ids (for error messages)."""
+        nodes = self.nodes(ids)
+        inside = (nodes >= 0) & (nodes < self.n)
+        known = np.zeros(len(ids), dtype=bool)
+        if self.sorted_ids is not None:
+            known[inside] = self.sorted_ids[nodes[inside]] == ids[inside]
+        else:
+            known[inside] = self.known[nodes[inside]]  # type: ignore[index]
+        return ids[~known]
+
     def ids(self, nodes: np.ndarray) -> np.ndarray:
         """The record id of every node, as int64."""
         if self.sorted_ids is None:
@@ -155,7 +169,11 @@ def _edge_nodes(chunks: list[np.ndarray], index: _NodeIndex, what: str) -> np.nd
     for c in chunks:
         nodes = index.known_nodes(c)
         if nodes is None:
-            msg = f"{what} name record ids that are not among the records"
+            unknown = index.unknown(c)
+            msg = (
+                f"{what} name record ids that are not among the records "
+                f"({len(unknown)} in one batch of {len(c)}, e.g. {int(unknown[0])})"
+            )
             raise ValueError(msg)
         out[pos : pos + len(c)] = nodes
         pos += len(c)
@@ -228,11 +246,14 @@ def smallest_in_component(
     its tree. Each round points every node at its root and, for every edge whose ends
     lie in two trees, hooks the larger root under the smaller one (vectorised: where
     several edges hook one root, one of them wins, and the others wait for the next
-    round). Star edges (a key group's records to one of them), as the cascade makes,
-    close in two or three rounds. The edges still between two trees after ``rounds``
-    rounds are closed by scipy's linear-time components over the roots they join, so a
-    graph on which hooking converges slowly (a long chain of conflicting hooks) costs
-    no more than a graph search.
+    round). The cascade's star edges (a key group's records to one of them) closed in
+    three rounds on its 10M data and in four on random multi-rule star graphs. The edges
+    still between two trees after ``rounds`` rounds are closed by scipy's linear-time
+    components over the roots they join, so a graph on which hooking converges slowly
+    (a star around its largest node: one hook per round) is handed over after
+    ``rounds`` rounds instead of taking hundreds.
+
+    Returns node indices as int32 when ``n < 2**31``, else int64.
     """
     linked = np.zeros(n, dtype=bool)
     linked[ia] = True

@@ -143,6 +143,23 @@ def test_null_ids_are_refused_and_narrow_ids_accepted() -> None:
     con.close()
 
 
+@pytest.mark.parametrize("kind", ["VARCHAR", "DOUBLE"])
+def test_ids_that_are_not_integers_are_refused(kind: str) -> None:
+    con = connect(threads=1)
+    con.sql(f"CREATE TABLE r AS SELECT CAST(x AS {kind}) AS record_id FROM range(1, 4) t(x)")
+    con.sql("CREATE TABLE e AS SELECT * FROM (VALUES (1::BIGINT, 3::BIGINT)) t(a, b)")
+    with pytest.raises(ValueError, match="closure: record ids must be integers"):
+        record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    con.close()
+
+
+def test_an_unknown_id_is_named_in_the_error() -> None:
+    con = _load(DENSE[::2], [(1000, 1003), (1004, 1005), (1006, 1008)])
+    with pytest.raises(ValueError, match=r"\(2 in one batch of 3, e\.g\. 1003\)"):
+        record_clusters(con, "SELECT a, b FROM e", '"r"', _temp)
+    con.close()
+
+
 def _smallest_by_search(ia: np.ndarray, ib: np.ndarray, n: int) -> list[int]:
     label = _search(list(range(n)), list(zip(ia.tolist(), ib.tolist(), strict=True)))
     return [label[x] for x in range(n)]
@@ -156,7 +173,9 @@ def test_hooking_then_components_match_a_graph_search(rounds: int) -> None:
         n = int(rng.integers(1, 80))
         m = int(rng.integers(0, 120))
         ia, ib = rng.integers(0, n, m), rng.integers(0, n, m)
-        got = smallest_in_component(ia, ib, n, rounds=rounds).tolist()
+        smallest = smallest_in_component(ia, ib, n, rounds=rounds)
+        assert smallest.dtype == np.int32
+        got = smallest.tolist()
         assert got == _smallest_by_search(ia, ib, n), (n, ia.tolist(), ib.tolist())
 
 
