@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.api import MatchContext, UnsupportedInput, literal, query, query_one, quote_ident
 from matchers.cooccurrence import local_degree_sql
-from matchers.sql_steps import SQLStep, drop_tables, run_steps
+from matchers.sql_steps import SQLStep, drop_tables, exact_sum, run_steps
 
 if TYPE_CHECKING:
     import duckdb
@@ -228,7 +228,7 @@ def candidate_cap_step(t: PairTables, options: PairOptions) -> SQLStep:
         "candidate cap",
         t.cand,
         f"""WITH p AS (SELECT l, r, count(*) AS n_ips, min(stage) AS stage, sum(ev) AS ev,
-                              min(g) AS g, sum(w) AS strength
+                              min(g) AS g, {exact_sum("w")} AS strength
                        FROM {q(t.shared)} GROUP BY l, r),
                  both_sides AS (SELECT l AS x, r AS y, strength, g FROM p
                                 UNION ALL SELECT r, l, strength, g FROM p),
@@ -294,8 +294,8 @@ def domain_weights_step(ctx: MatchContext, t: PairTables) -> SQLStep:
                  x AS (SELECT d.record_id, d.domain, ln(1 + nn.n / df.df) AS w,
                               d.tf * ln(nn.n / df.df) AS tfidf
                        FROM d JOIN df USING (domain) CROSS JOIN nn)
-            SELECT record_id, domain, w, sum(w) OVER (PARTITION BY record_id) AS tot,
-                   tfidf / nullif(sqrt(sum(tfidf * tfidf) OVER (PARTITION BY record_id)), 0) AS u
+            SELECT record_id, domain, w, {exact_sum("w", "PARTITION BY record_id")} AS tot,
+                   tfidf / nullif(sqrt({exact_sum("tfidf * tfidf", "PARTITION BY record_id")}), 0) AS u
             FROM x""",
     )
 
@@ -304,7 +304,7 @@ def hour_cosine_sql(t: PairTables, *, present: bool) -> str:
     """``(l, r, cos)`` of the candidate pairs; no rows without hour profiles."""
     if not present:
         return "SELECT NULL::BIGINT AS l, NULL::BIGINT AS r, NULL::DOUBLE AS cos WHERE false"
-    return f"""SELECT c.l, c.r, sum(a.w * b.w) AS cos FROM {q(t.cand)} c
+    return f"""SELECT c.l, c.r, {exact_sum("a.w * b.w")} AS cos FROM {q(t.cand)} c
                JOIN {q(t.hour)} a ON a.record_id = c.l
                JOIN {q(t.hour)} b ON b.record_id = c.r AND b.hour = a.hour
                GROUP BY c.l, c.r"""
@@ -317,8 +317,8 @@ def domain_jaccard_sql(t: PairTables, *, present: bool) -> str:
             "SELECT NULL::BIGINT AS l, NULL::BIGINT AS r, NULL::DOUBLE AS jac, "
             "NULL::DOUBLE AS dcos WHERE false"
         )
-    return f"""SELECT c.l, c.r, sum(a.w) / (any_value(a.tot) + any_value(b.tot) - sum(a.w)) AS jac,
-                      coalesce(sum(a.u * b.u), 0) AS dcos
+    return f"""SELECT c.l, c.r, {exact_sum("a.w")} / (any_value(a.tot) + any_value(b.tot) - {exact_sum("a.w")}) AS jac,
+                      coalesce({exact_sum("a.u * b.u")}, 0) AS dcos
                FROM {q(t.cand)} c
                JOIN {q(t.domain)} a ON a.record_id = c.l
                JOIN {q(t.domain)} b ON b.record_id = c.r AND b.domain = a.domain

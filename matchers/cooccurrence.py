@@ -37,7 +37,7 @@ from bench.api import (
     literal,
     quote_ident,
 )
-from matchers.sql_steps import SQLStep, drop_tables, run_steps
+from matchers.sql_steps import SQLStep, drop_tables, exact_sum, run_steps
 
 __all__ = ["IPCooccurrence", "local_degree_sql"]
 
@@ -117,7 +117,7 @@ class IPCooccurrence(BaseMatcher):
                 f"""WITH x AS (SELECT * FROM {q(names["deg"])}
                                WHERE deg <= {int(self.max_degree)})
                     SELECT a.record_id AS l, b.record_id AS r,
-                           sum(1 / ln(1 + greatest(a.deg, b.deg))) AS s
+                           {exact_sum("1 / ln(1 + greatest(a.deg, b.deg))")} AS s
                     FROM x a JOIN x b ON a.ip = b.ip AND a.record_id < b.record_id
                     WHERE a.fs <= b.ls + {window} AND b.fs <= a.ls + {window}
                     GROUP BY ALL""",
@@ -139,11 +139,11 @@ class IPCooccurrence(BaseMatcher):
                              v AS (SELECT d.record_id, d.domain, d.tf * idf.idf AS w
                                    FROM d JOIN idf USING (domain) WHERE idf.idf > 0)
                         SELECT record_id, domain,
-                               w / sqrt(sum(w * w) OVER (PARTITION BY record_id)) AS w
+                               w / sqrt({exact_sum("w * w", "PARTITION BY record_id")}) AS w
                         FROM v""",
                 )
             )
-            domains = f"""SELECT p.l, p.r, sum(a.w * b.w) AS cos FROM {q(names["cooc"])} p
+            domains = f"""SELECT p.l, p.r, {exact_sum("a.w * b.w")} AS cos FROM {q(names["cooc"])} p
                           JOIN {q(names["dom"])} a ON a.record_id = p.l
                           JOIN {q(names["dom"])} b ON b.record_id = p.r AND b.domain = a.domain
                           GROUP BY p.l, p.r"""
