@@ -34,8 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components as scipy_components
 
 from bench.sql.engine import Target, query, quote_ident
 from bench.sql.graph import clusters_sql, connected_components
@@ -58,7 +56,8 @@ class RecordClusters:
         ``(record_id, cluster_id)`` for every record: an Arrow table (DuckDB) or the
         name of a view on the engine.
     method
-        ``"memory"`` (numpy + scipy) or ``"sql"`` (:mod:`bench.sql.graph`).
+        ``"memory"`` (numpy, scipy for what hooking leaves) or ``"sql"``
+        (:mod:`bench.sql.graph`).
     diagnostics
         In memory: record and edge counts, how ids were indexed (``offset`` or
         ``sorted``), seconds reading and in all; in SQL: the components' own
@@ -222,7 +221,12 @@ def _close_rest(parent: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> None:
 
     The roots and those edges form a (usually small) graph; scipy's linear-time
     components close it, and each root is hooked to the smallest root of its component.
+    scipy is imported here, not with the module: importing it costs ~0.3 s and ~25 MB in
+    every process that imports :mod:`bench.api`, and hooking usually leaves nothing.
     """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_components
+
     roots = np.unique(np.concatenate([pa, pb]))
     ca, cb = np.searchsorted(roots, pa), np.searchsorted(roots, pb)
     graph = csr_matrix((np.ones(len(ca), dtype=np.int8), (ca, cb)), shape=(len(roots), len(roots)))
