@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkab
 from bench.sql.duckdb_engine import DuckDBEngine
 from bench.sql.engine import (
     SQLError,
+    exact_sum,
     execute,
     literal,
     materialise,
@@ -86,6 +87,7 @@ __all__ = [
     "capped_components",
     "clusters_sql",
     "connected_components",
+    "exact_sum",
     "execute",
     "literal",
     "materialise",

@@ -28,9 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.api import MatchContext, UnsupportedInput, literal, query, query_one, quote_ident
+from bench.api import (
+    MatchContext,
+    UnsupportedInput,
+    exact_sum,
+    literal,
+    query,
+    query_one,
+    quote_ident,
+)
 from matchers.cooccurrence import local_degree_sql
-from matchers.sql_steps import SQLStep, drop_tables, exact_sum, run_steps
+from matchers.sql_steps import SQLStep, drop_tables, run_steps
 
 if TYPE_CHECKING:
     import duckdb

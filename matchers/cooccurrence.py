@@ -33,11 +33,12 @@ from bench.api import (
     MatchContext,
     MatchResult,
     connected_components,
+    exact_sum,
     execute,
     literal,
     quote_ident,
 )
-from matchers.sql_steps import SQLStep, drop_tables, exact_sum, run_steps
+from matchers.sql_steps import SQLStep, drop_tables, run_steps
 
 __all__ = ["IPCooccurrence", "local_degree_sql"]
 

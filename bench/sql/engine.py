@@ -30,6 +30,7 @@ __all__ = [
     "SQLError",
     "confine",
     "connect",
+    "exact_sum",
     "execute",
     "literal",
     "materialise",
@@ -61,6 +62,21 @@ def quote_ident(name: str) -> str:
 def literal(value: str | Path) -> str:
     """Quote a string (e.g. a file path) as a SQL literal."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def exact_sum(expr: str, over: str | None = None) -> str:
+    """A ``sum`` of a DOUBLE expression that gives the same bits on every run.
+
+    DuckDB adds a DOUBLE sum's terms in whatever order its threads meet them, so the last
+    bits of the result vary from run to run; where sums are compared (ranking candidates
+    by strength, scores near a threshold) that noise decides ties differently each run.
+    Each term is rounded to 18 decimals (``DECIMAL(38, 18)``) and summed exactly, so the
+    result does not depend on the order. Terms and sums must stay below ``1e20`` in size.
+
+    ``over`` makes it a window sum (``"PARTITION BY record_id"``).
+    """
+    window = f" OVER ({over})" if over else ""
+    return f"CAST(sum(CAST({expr} AS DECIMAL(38, 18))){window} AS DOUBLE)"
 
 
 def connect(

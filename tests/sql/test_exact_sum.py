@@ -1,11 +1,11 @@
-"""``exact_sum``: float sums that do not depend on the order their terms arrive in."""
+"""``exact_sum`` (bench.api): float sums that do not depend on the order their terms arrive in."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bench.api import exact_sum
 from bench.sql.engine import connect
-from matchers.sql_steps import exact_sum
 
 
 def _sums(values: np.ndarray, expr: str) -> float:
