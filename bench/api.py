@@ -55,7 +55,13 @@ from bench.sql.graph import (
     clusters_sql,
     connected_components,
 )
-from bench.sql.graph_memory import record_clusters
+from bench.sql.graph_memory import (
+    EdgeLinks,
+    KeyLinks,
+    linked_clusters,
+    load_closure_kernels,
+    record_clusters,
+)
 from bench.sql.interface import Engine, UnsupportedOnEngine
 
 if TYPE_CHECKING:
@@ -76,7 +82,9 @@ __all__ = [
     "BaseMatcher",
     "CappedComponents",
     "ComponentsResult",
+    "EdgeLinks",
     "Engine",
+    "KeyLinks",
     "MatchContext",
     "MatchResult",
     "Matcher",
@@ -89,7 +97,9 @@ __all__ = [
     "connected_components",
     "exact_sum",
     "execute",
+    "linked_clusters",
     "literal",
+    "load_closure_kernels",
     "materialise",
     "query",
     "query_one",

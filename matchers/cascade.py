@@ -2,10 +2,13 @@
 
 A rule is a set of normalised key columns (``["email"]``, ``["given_name", "family_name",
 "dob"]``). Records whose keys are all present and equal under a rule are linked; the
-clusters are the connected components over the links of every rule
-(:func:`~bench.api.record_clusters`: in memory on DuckDB, in SQL elsewhere). Each key
-group of k records contributes k-1 *star* edges (every record to the group's smallest
-record id), not k(k-1)/2 pairs.
+clusters are the connected components over the links of every rule. On DuckDB they are
+closed in memory (:func:`~bench.api.linked_clusters`): a rule on one text key hands
+over each record's key, grouped there by its bytes; the other rules (several columns,
+time windows, dates) hand over *star* edges. Elsewhere every rule's star edges are
+closed in SQL (:func:`~bench.api.record_clusters`). A key group of k records
+contributes k-1 star edges (every record to the group's smallest record id), not
+k(k-1)/2 pairs.
 
 Guards (each off by default, each measurable on its own; :class:`CascadeGuarded` turns
 them all on):
@@ -65,11 +68,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.api import (
     BaseMatcher,
+    EdgeLinks,
+    KeyLinks,
     MatchContext,
     MatchResult,
     UnsupportedInput,
     clusters_sql,
     execute,
+    linked_clusters,
+    load_closure_kernels,
     quote_ident,
     record_clusters,
 )
@@ -85,6 +92,7 @@ from matchers.cascade_rules import (
     present_sql,
     single_rule_clusters_sql,
 )
+from matchers.normalise import key_kind
 from matchers.sql_steps import drop_tables
 
 if TYPE_CHECKING:
@@ -95,6 +103,8 @@ __all__ = ["DEFAULT_RULES", "GROUP_SIZE_KEYS", "Cascade", "CascadeGuarded"]
 log = logging.getLogger(__name__)
 
 q = quote_ident
+
+load_closure_kernels()  # numba's set-up is a library load, not part of a match
 
 
 class Cascade(BaseMatcher):
@@ -349,25 +359,28 @@ class Cascade(BaseMatcher):
 
         Each rule normalises its own columns on the records that carry them all (a
         name + birthday rule reads the few records with a birthday, not every record
-        with a name), and its keys live only until its edges are built. The closure is
-        :func:`~bench.api.record_clusters` (in memory on DuckDB).
+        with a name), and its keys live only until its links are taken in. On DuckDB
+        the closure runs in memory (:func:`~bench.api.linked_clusters`): a rule on one
+        text key hands over its keys, grouped there by their bytes, and the other
+        rules their star edges; elsewhere every rule's star edges go to
+        :func:`~bench.api.record_clusters`.
         """
         diag["mode"] = "closure"
+        if ctx.engine_kind == "duckdb":
+            links = [self._links(ctx, rule, options) for rule in plan]
+            closed = linked_clusters(
+                ctx.engine, links, q(ctx.records), step=f"{self.name}: closure"
+            )
+            diag["closure"] = closed.method
+            diag["components"] = closed.diagnostics
+            return closed.clusters
         t0 = time.perf_counter()
         edges = ctx.temp_name("rule_edges")
         execute(ctx.engine, f"CREATE OR REPLACE TEMP TABLE {q(edges)} (a BIGINT, b BIGINT)")
         for rule in plan:
-            rule_keys = keys_sql(
-                ctx,
-                list(rule.columns),
-                options,
-                with_ts=rule.window is not None,
-                where=present_sql(rule.columns),
-            )
             execute(
                 ctx.engine,
-                f"INSERT INTO {q(edges)} WITH __keys AS MATERIALIZED ({rule_keys}) "
-                f"SELECT b AS a, a AS b FROM ({edges_sql('__keys', rule)}) WHERE b < a",
+                f"INSERT INTO {q(edges)} {self._star_edges_sql(ctx, rule, options)}",
                 step=f"{self.name}: edges {rule.label}",
             )
         diag["seconds_edges"] = round(time.perf_counter() - t0, 3)
@@ -388,6 +401,39 @@ class Cascade(BaseMatcher):
         diag["closure"] = closed.method
         diag["components"] = closed.diagnostics
         return closed.clusters
+
+    @staticmethod
+    def _rule_keys_sql(ctx: MatchContext, rule: Rule, options: KeyOptions) -> str:
+        return keys_sql(
+            ctx,
+            list(rule.columns),
+            options,
+            with_ts=rule.window is not None,
+            where=present_sql(rule.columns),
+        )
+
+    def _star_edges_sql(self, ctx: MatchContext, rule: Rule, options: KeyOptions) -> str:
+        """``(a, b)`` with ``a < b``: every record of a key group to its smallest record."""
+        return (
+            f"WITH __keys AS MATERIALIZED ({self._rule_keys_sql(ctx, rule, options)}) "
+            f"SELECT b AS a, a AS b FROM ({edges_sql('__keys', rule)}) WHERE b < a"
+        )
+
+    def _links(self, ctx: MatchContext, rule: Rule, options: KeyOptions) -> KeyLinks | EdgeLinks:
+        """What one rule links, for the in-memory closure.
+
+        A rule on one text key without a time window hands over ``(record_id, key)``
+        (its group cap travels with it); the others their star edges.
+        """
+        label = "+".join(rule.columns)
+        col = rule.columns[0]
+        if len(rule.columns) == 1 and rule.window is None and key_kind(col) != "date":
+            return KeyLinks(
+                f"SELECT record_id, {q(col)} AS key FROM ({self._rule_keys_sql(ctx, rule, options)})",
+                cap=rule.group_cap,
+                label=f"keys {label}",
+            )
+        return EdgeLinks(self._star_edges_sql(ctx, rule, options), label=f"edges {label}")
 
 
 class CascadeGuarded(Cascade):

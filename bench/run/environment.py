@@ -19,6 +19,7 @@ PACKAGES = (
     "polars",
     "pyarrow",
     "numpy",
+    "numba",
     "pandas",
     "splink",
     "recordlinkage",

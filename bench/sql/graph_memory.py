@@ -1,24 +1,26 @@
 """Connected components of records in memory: the DuckDB engine's fast closure.
 
 :func:`record_clusters` labels *every* record with the smallest record id of its
-component under an edge list: the clusters a closure matcher returns. On DuckDB the edges
-and ids are read into numpy arrays once and closed by vectorised hooking and pointer
-jumping (:func:`smallest_in_component`: the cascade's star edges close in three or four
-rounds; what is left after a few rounds goes to scipy's linear-time components); on other engines
-(Spark) it runs the SQL algorithm of :mod:`bench.sql.graph` and joins the labels back
-to the records, so a matcher calls one function on every engine.
+component under an edge list: the clusters a closure matcher returns. On DuckDB the ids
+and edges are read into numpy arrays and closed by a union-find
+(:mod:`bench.sql.union_find`, compiled with numba); on other engines (Spark) it runs
+the SQL algorithm of :mod:`bench.sql.graph` and joins the labels back to the records,
+so a matcher calls one function on every engine.
 
-Why in memory on DuckDB: at 10M records (6.6M star edges of the cascade's rules) the SQL
-rounds (min neighbour, pointer jumping, contraction, each a join over the edges) took
-~3 s and the join of the labels back to every record ~1 s on two cores; reading the
-edges, closing them and writing the cluster of every record take 2.0-2.5 s together
-here in a fresh process, on one core, and give the same labels (tested against the SQL algorithm and a graph search
-on chains, stars and random graphs). scipy's components alone took ~1 s more: building
-its sparse matrix and the transpose it searches cost more than the hooking rounds. numpy
-memory while closing (``tracemalloc``, 2M records, 3.6M star edges): 166 MiB at peak,
-about 13 bytes per record and 42 per edge, the output column included and the Arrow
-inputs not; fresh memory is kept small on purpose, since first touches of fresh pages
-are a large part of the time on this machine class.
+:func:`linked_clusters` (DuckDB) is the same closure fed by rules rather than one edge
+list: a :class:`KeyLinks` rule hands over each record's key and the union-find groups
+equal keys itself (a hash table on the key bytes), an :class:`EdgeLinks` rule its
+pairs. The cascade's rules on one text key (e-mail, phone, customer number...) thus
+skip the SQL aggregate on the key and the join back to every record, which were about
+half of each rule's time, and DuckDB normalises the next rule's keys while the last
+ones are grouped (one worker thread; the kernels release the GIL).
+
+Measured on the cascade's 10M records (9,947,615; ~11.9M key rows over nine rules, two
+of them as star edges): 3.5-4.6 s for the whole match on two cores, against ~6 s for the
+rules' SQL edges alone and ~2 s for the previous in-memory closure (hooking and pointer
+jumping over 6.6M star edges); the partition is identical, record for record. Before
+that, the SQL rounds (min neighbour, pointer jumping, contraction, each a join over
+the edges) took ~3 s and the join of their labels back to every record ~1 s.
 
 Node indices: record ids are mapped to ``0..n-1`` in increasing order, by offset when the
 ids are dense (``max - min`` at most twice their count, as generated datasets number
@@ -30,8 +32,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -40,7 +44,18 @@ from bench.sql.engine import Target, query, quote_ident
 from bench.sql.graph import clusters_sql, connected_components
 from bench.sql.interface import Engine
 
-__all__ = ["RecordClusters", "component_minima", "record_clusters", "smallest_in_component"]
+if TYPE_CHECKING:
+    from bench.sql.union_find import UnionFind
+
+__all__ = [
+    "EdgeLinks",
+    "KeyLinks",
+    "RecordClusters",
+    "linked_clusters",
+    "load_closure_kernels",
+    "record_clusters",
+    "smallest_in_component",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +72,12 @@ class RecordClusters:
         ``(record_id, cluster_id)`` for every record: an Arrow table (DuckDB) or the
         name of a view on the engine.
     method
-        ``"memory"`` (numpy, scipy for what hooking leaves) or ``"sql"``
+        ``"memory"`` (:mod:`bench.sql.union_find`) or ``"sql"``
         (:mod:`bench.sql.graph`).
     diagnostics
-        In memory: record and edge counts, how ids were indexed (``offset`` or
-        ``sorted``), seconds reading and in all; in SQL: the components' own
+        In memory: records, rows read from the links (key rows and edges), how ids
+        were indexed (``offset`` or ``sorted``), rules regrouped by key bytes after a
+        hash collision, seconds in all; in SQL: the components' own
         diagnostics (:meth:`bench.sql.graph.ComponentsResult.diagnostics`).
     """
 
@@ -185,153 +201,181 @@ def _edge_nodes(chunks: list[np.ndarray], index: _NodeIndex, what: str) -> np.nd
     return out
 
 
-def component_minima(labels: np.ndarray, n_components: int) -> np.ndarray:
-    """The smallest node of every component, given each node's component label.
-
-    scipy numbers components in the order it meets them scanning nodes upwards, so the
-    first node carrying each new label is that component's minimum. The nodes where the
-    label exceeds every earlier label are such first occurrences; when there is one for
-    every label, in label order, they are the minima. Should a scipy version number
-    components otherwise, the minima are computed with ``minimum.at`` instead.
-    """
-    n = len(labels)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    before = np.empty_like(labels)
-    before[0] = -1
-    np.maximum.accumulate(labels[:-1], out=before[1:])
-    firsts = np.flatnonzero(labels > before)
-    if len(firsts) == n_components and np.array_equal(labels[firsts], np.arange(n_components)):
-        return firsts
-    log.debug("component labels not in first-node order; computing minima directly")
-    minima = np.full(n_components, n, dtype=np.int64)
-    np.minimum.at(minima, labels, np.arange(n, dtype=np.int64))
-    return minima
-
-
-def _compress(parent: np.ndarray) -> None:
-    """Point every node of a forest straight at its root, in place (pointer jumping).
-
-    Each pass replaces a node's parent by its grandparent, and only nodes whose parent
-    is not yet a root take the next pass.
-    """
-    idx = np.flatnonzero(parent[parent] != parent)
-    while len(idx):
-        up = parent[parent[idx]]
-        parent[idx] = up
-        idx = idx[parent[up] != up]
-
-
-def _close_rest(parent: np.ndarray, pa: np.ndarray, pb: np.ndarray) -> None:
-    """Join the trees that edges between roots ``pa`` and ``pb`` still connect, in place.
-
-    The roots and those edges form a (usually small) graph; scipy's linear-time
-    components close it, and each root is hooked to the smallest root of its component.
-    scipy is imported here, not with the module: importing it costs ~0.3 s and ~25 MB in
-    every process that imports :mod:`bench.api`, and hooking usually leaves nothing.
-    """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components as scipy_components
-
-    roots = np.unique(np.concatenate([pa, pb]))
-    ca, cb = np.searchsorted(roots, pa), np.searchsorted(roots, pb)
-    graph = csr_matrix((np.ones(len(ca), dtype=np.int8), (ca, cb)), shape=(len(roots), len(roots)))
-    n_comp, labels = scipy_components(graph, directed=False)
-    parent[roots] = roots[component_minima(labels, n_comp)][labels]
-    _compress(parent)
-
-
-#: Hooking rounds before the rest of the graph goes to scipy's components.
-HOOKING_ROUNDS = 4
-
-
-def smallest_in_component(
-    ia: np.ndarray, ib: np.ndarray, n: int, *, rounds: int = HOOKING_ROUNDS
-) -> np.ndarray:
+def smallest_in_component(ia: np.ndarray, ib: np.ndarray, n: int) -> np.ndarray:
     """For every node ``0..n-1``, the smallest node of its component under edges ``(ia, ib)``.
-
-    Only the nodes that have an edge take part (renumbered in order, so minima stay
-    minima); the others are their own component. The linked nodes form a forest in
-    which every parent is smaller than its child, so each root is the smallest node of
-    its tree. Each round points every node at its root and, for every edge whose ends
-    lie in two trees, hooks the larger root under the smaller one (vectorised: where
-    several edges hook one root, one of them wins, and the others wait for the next
-    round). The cascade's star edges (a key group's records to one of them) closed in
-    three rounds on its 10M data and in four on random multi-rule star graphs. The edges
-    still between two trees after ``rounds`` rounds are closed by scipy's linear-time
-    components over the roots they join, so a graph on which hooking converges slowly
-    (a star around its largest node: one hook per round) is handed over after
-    ``rounds`` rounds instead of taking hundreds.
 
     Returns node indices as int32 when ``n < 2**31``, else int64.
     """
-    linked = np.zeros(n, dtype=bool)
-    linked[ia] = True
-    linked[ib] = True
-    nodes = np.flatnonzero(linked)
-    kind = _index_type(len(nodes))
-    compact = np.cumsum(linked, dtype=kind)
-    compact -= 1
-    a, b = compact[ia], compact[ib]
-    del compact
-    parent = np.arange(len(nodes), dtype=kind)
-    for _ in range(rounds):
-        pa, pb = parent[a], parent[b]
-        apart = pa != pb
-        a, b, pa, pb = a[apart], b[apart], pa[apart], pb[apart]
-        if not len(a):
-            break
-        parent[np.maximum(pa, pb)] = np.minimum(pa, pb)
-        _compress(parent)
-    else:
-        pa, pb = parent[a], parent[b]
-        apart = pa != pb
-        if apart.any():
-            _close_rest(parent, pa[apart], pb[apart])
-    smallest = np.arange(n, dtype=_index_type(n))
-    smallest[nodes] = nodes[parent]
-    return smallest
+    from bench.sql.union_find import UnionFind
+
+    forest = UnionFind(n)
+    forest.link_pairs(ia, ib)
+    return forest.roots(np.arange(n, dtype=forest.kind))
+
+
+@dataclass(frozen=True)
+class KeyLinks:
+    """Records that share a key value are linked: one rule of a closure.
+
+    Attributes
+    ----------
+    sql
+        Query with columns ``record_id`` and ``key`` (VARCHAR; rows whose key is NULL
+        link nothing).
+    cap
+        Keys held by more than ``cap`` rows link nothing (``None``: no cap).
+    label
+        Names the rule in errors and diagnostics.
+    """
+
+    sql: str
+    cap: int | None = None
+    label: str = "keys"
+
+
+@dataclass(frozen=True)
+class EdgeLinks:
+    """Linked record pairs: a query with BIGINT columns ``a`` and ``b``."""
+
+    sql: str
+    label: str = "edges"
+
+
+def _nodes_of(column: pa.ChunkedArray, index: _NodeIndex, what: str) -> np.ndarray:
+    return _edge_nodes(_int64_chunks(column, what), index, what)
+
+
+def _read_links(
+    con: Target, link: KeyLinks | EdgeLinks, index: _NodeIndex, step: str
+) -> tuple[Callable[[UnionFind], None], int]:
+    """Run one link query; return what joins its rows into the forest, and its rows."""
+    what = f"{step}: {link.label}"
+    if isinstance(link, KeyLinks):
+        rows = query(
+            con,
+            # No WHERE on the key: DuckDB would push it into the scan and normalise
+            # every key twice (once to filter, once to return it); NULLs link nothing.
+            f"SELECT record_id, key, hash(key) AS check_hash FROM ({link.sql})",
+            step=what,
+        )
+        nodes = _nodes_of(rows.column("record_id"), index, what)
+        keys = rows.column("key")
+        if not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
+            msg = f"{what}: keys must be VARCHAR, got {keys.type}"
+            raise ValueError(msg)
+        checks = np.concatenate(
+            [c.to_numpy(zero_copy_only=True) for c in rows.column("check_hash").chunks]
+            or [np.zeros(0, np.uint64)]
+        )
+
+        def apply(forest: UnionFind) -> None:
+            forest.link_keys(nodes, keys, checks, cap=link.cap)
+
+        return apply, len(nodes)
+    rows = query(con, link.sql, step=what)
+    a = _nodes_of(rows.column("a"), index, what)
+    b = _nodes_of(rows.column("b"), index, what)
+
+    def apply_pairs(forest: UnionFind) -> None:
+        forest.link_pairs(a, b)
+
+    return apply_pairs, len(a)
 
 
 def _in_memory(
-    con: Target, edges_sql: str, ids_sql: str, *, step: str
+    con: Target, links: list[KeyLinks | EdgeLinks], ids_sql: str, *, step: str
 ) -> tuple[pa.Table, dict[str, float | int | str]]:
     t0 = time.perf_counter()
     ids = query(con, ids_sql, step=f"{step}: record ids").column(0)
-    edges = query(con, edges_sql, step=f"{step}: edges")
     id_chunks = _int64_chunks(ids, f"{step}: record ids")
     if not id_chunks:
-        if edges.num_rows:
-            msg = f"{step}: edges name record ids that are not among the records (there are none)"
-            raise ValueError(msg)
-        return pa.table({"record_id": ids, "cluster_id": ids}), {"records": 0, "edges": 0}
-    a = _int64_chunks(edges.column("a"), f"{step}: edges")
-    b = _int64_chunks(edges.column("b"), f"{step}: edges")
-    t_read = time.perf_counter() - t0
+        for link in links:
+            empty = query(
+                con, f"SELECT count(*) AS n FROM ({link.sql})", step=f"{step}: {link.label}"
+            )
+            if empty.column(0)[0].as_py():
+                msg = f"{step}: {link.label} name record ids that are not among the records (there are none)"
+                raise ValueError(msg)
+        return pa.table({"record_id": ids, "cluster_id": ids}), {"records": 0, "links": 0}
+    from bench.sql.union_find import UnionFind
+
     index = _NodeIndex.of(id_chunks)
-    ia = _edge_nodes(a, index, f"{step}: edges")
-    ib = _edge_nodes(b, index, f"{step}: edges")
-    n_edges = len(ia)
-    del a, b, edges
-    smallest = smallest_in_component(ia, ib, index.n)
-    del ia, ib
+    forest = UnionFind(index.n)
+    rows = 0
+    # DuckDB reads the next rule while the forest takes in the last one (the kernels
+    # release the GIL): one worker, so the forest sees one rule at a time. At most one
+    # rule waits read, so at most two rules' keys are held in memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="idbench-closure") as pool:
+        pending: list[Future[None]] = []
+        for link in links:
+            apply, n_rows = _read_links(con, link, index, step)
+            rows += n_rows
+            if len(pending) == 2:
+                pending.pop(0).result()
+            pending.append(pool.submit(apply, forest))
+        for job in pending:
+            job.result()
     # Chunk by chunk, from the buffers as _int64_chunks reads (pa.array(numpy) would
     # import pandas): only the output column is fresh memory.
     labels = []
     for chunk in id_chunks:
-        cluster = np.ascontiguousarray(index.ids(smallest[index.nodes(chunk)]), dtype=np.int64)
+        cluster = np.ascontiguousarray(index.ids(forest.roots(index.nodes(chunk))), dtype=np.int64)
         labels.append(
             pa.Array.from_buffers(pa.int64(), len(cluster), [None, pa.py_buffer(cluster)])
         )
     out = pa.table({"record_id": ids, "cluster_id": pa.chunked_array(labels, pa.int64())})
     diag: dict[str, float | int | str] = {
         "records": len(ids),
-        "edges": n_edges,
+        "rows_linked": rows,
         "node_index": "offset" if index.sorted_ids is None else "sorted",
-        "seconds_read": round(t_read, 3),
+        "exact_regroups": forest.exact_regroups,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return out, diag
+
+
+def load_closure_kernels() -> None:
+    """Load the in-memory closure's compiled kernels now (numba: ~1 s per process).
+
+    :mod:`bench.api` does not import them, so that a process that never closes
+    records in memory does not pay for numba; a matcher that does calls this when its
+    module is imported, as it imports its other libraries.
+    """
+    import bench.sql.union_find  # noqa: F401 - compiles or loads the kernels on import
+
+
+def linked_clusters(
+    con: Target,
+    links: Sequence[KeyLinks | EdgeLinks],
+    records: str,
+    *,
+    step: str = "closure",
+) -> RecordClusters:
+    """``(record_id, cluster_id)`` of every record under key and edge links (DuckDB).
+
+    The closure of :func:`record_clusters`, fed by rules: each :class:`KeyLinks` links
+    the records that share a key (grouped in memory, :meth:`UnionFind.link_keys`, no
+    aggregate and join in SQL), each :class:`EdgeLinks` the pairs it lists. The
+    queries run one after the other while the previous one is joined into the forest.
+
+    Parameters
+    ----------
+    con
+        A DuckDB connection or the DuckDB engine.
+    links
+        The rules' links, in any order (the components do not depend on it).
+    records
+        Quoted name of the records table (column ``record_id``, ids unique).
+    step
+        Names the step in errors.
+    """
+    engine = con if isinstance(con, Engine) else None
+    if engine is not None and engine.kind != "duckdb":
+        msg = f"{step}: linked_clusters runs on DuckDB (engine {engine.kind}); use record_clusters"
+        raise ValueError(msg)
+    target = engine.con if engine is not None else con  # type: ignore[attr-defined]
+    table, diag = _in_memory(target, list(links), f"SELECT record_id FROM {records}", step=step)
+    return RecordClusters(clusters=table, method="memory", diagnostics=diag)
 
 
 def record_clusters(
@@ -367,9 +411,7 @@ def record_clusters(
     """
     engine = con if isinstance(con, Engine) else None
     if engine is None or engine.kind == "duckdb":
-        target = engine.con if engine is not None else con  # type: ignore[attr-defined]
-        table, diag = _in_memory(target, edges_sql, f"SELECT record_id FROM {records}", step=step)
-        return RecordClusters(clusters=table, method="memory", diagnostics=diag)
+        return linked_clusters(con, [EdgeLinks(edges_sql)], records, step=step)
     cc = connected_components(con, edges_sql, temp_name, oriented=oriented)
     view = temp_name("record_clusters")
     engine.create_view(view, clusters_sql(records, q(cc.table), linkable), step=f"{step}: clusters")

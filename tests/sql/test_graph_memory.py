@@ -11,7 +11,7 @@ import pytest
 
 from bench.sql.engine import connect
 from bench.sql.graph import connected_components
-from bench.sql.graph_memory import component_minima, record_clusters, smallest_in_component
+from bench.sql.graph_memory import record_clusters, smallest_in_component
 
 #: Large, non-contiguous ids (sorted mapping) and dense ids (offset mapping).
 SPARSE = [10**12 + 7919 * i for i in range(500)]
@@ -119,13 +119,6 @@ def test_no_records_and_no_edges() -> None:
     con.close()
 
 
-def test_component_minima_do_not_rely_on_the_label_order() -> None:
-    # scipy numbers components by their first node; other numberings still give minima.
-    assert component_minima(np.array([0, 0, 1, 2, 1]), 3).tolist() == [0, 2, 3]
-    assert component_minima(np.array([1, 1, 0, 0, 2]), 3).tolist() == [2, 0, 4]
-    assert component_minima(np.array([2, 0, 1, 0]), 3).tolist() == [1, 2, 0]
-
-
 def test_smallest_in_component_leaves_unlinked_nodes_alone() -> None:
     ia, ib = np.array([5, 9, 7]), np.array([3, 5, 9])
     assert smallest_in_component(ia, ib, 11).tolist() == [0, 1, 2, 3, 4, 3, 6, 3, 8, 3, 10]
@@ -165,33 +158,34 @@ def _smallest_by_search(ia: np.ndarray, ib: np.ndarray, n: int) -> list[int]:
     return [label[x] for x in range(n)]
 
 
-@pytest.mark.parametrize("rounds", [0, 1, 2, 4, 100])
-def test_hooking_then_components_match_a_graph_search(rounds: int) -> None:
-    # rounds=0: scipy closes everything; 100: hooking alone; between: both share the work.
-    rng = np.random.default_rng(rounds)
+@pytest.mark.parametrize("seed", [0, 1, 2, 4, 100])
+def test_union_find_matches_a_graph_search(seed: int) -> None:
+    rng = np.random.default_rng(seed)
     for _ in range(150):
         n = int(rng.integers(1, 80))
         m = int(rng.integers(0, 120))
         ia, ib = rng.integers(0, n, m), rng.integers(0, n, m)
-        smallest = smallest_in_component(ia, ib, n, rounds=rounds)
+        smallest = smallest_in_component(ia, ib, n)
         assert smallest.dtype == np.int32
         got = smallest.tolist()
         assert got == _smallest_by_search(ia, ib, n), (n, ia.tolist(), ib.tolist())
 
 
-@pytest.mark.parametrize("rounds", [1, 3, 100])
-def test_graphs_on_which_hooking_converges_slowly_are_closed(rounds: int) -> None:
-    # A star around its *largest* node: every edge hooks that one root, one wins per
-    # round; chained with a path numbered against the hooking direction.
+@pytest.mark.parametrize("reverse", [False, True])
+def test_stars_around_their_largest_node_and_backward_paths_are_closed(reverse: bool) -> None:
+    # A star around its *largest* node (every edge re-roots a smaller record under
+    # the same root) chained with a path numbered against the linking direction.
     n = 400
     star = [(n - 1, x) for x in range(0, 200)]
     path = [(x, x + 1) for x in range(200, n - 2, 2)] + [
         (x + 1, x + 2) for x in range(200, n - 2, 2)
     ]
     edges = star + path + [(n - 2, n - 1)]
+    if reverse:
+        edges = [(b, a) for a, b in reversed(edges)]
     ia = np.array([a for a, _ in edges])
     ib = np.array([b for _, b in edges])
-    got = smallest_in_component(ia, ib, n, rounds=rounds)
+    got = smallest_in_component(ia, ib, n)
     assert got.tolist() == [0] * n
     assert got.tolist() == _smallest_by_search(ia, ib, n)
 
@@ -212,10 +206,7 @@ def test_star_edges_of_several_rules_close_into_their_components() -> None:
         ia_parts.append(order[keep])
         ib_parts.append(smallest[keep])
     ia, ib = np.concatenate(ia_parts), np.concatenate(ib_parts)
-    for rounds in (0, 4):
-        assert smallest_in_component(ia, ib, n, rounds=rounds).tolist() == _smallest_by_search(
-            ia, ib, n
-        )
+    assert smallest_in_component(ia, ib, n).tolist() == _smallest_by_search(ia, ib, n)
 
 
 @pytest.mark.parametrize(("ids", "mapping"), [(SPARSE, "sorted"), (DENSE, "offset")])

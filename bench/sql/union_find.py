@@ -1,0 +1,313 @@
+"""Union-find over record nodes, fed by key columns and edge lists: compiled kernels.
+
+The cascade links records that share a normalised key value, rule after rule, and
+closes the links transitively. On DuckDB that closure runs here, in memory, on node
+indices ``0..n-1`` (record ids in increasing order, :mod:`bench.sql.graph_memory`):
+
+- :meth:`UnionFind.link_keys` takes one rule's keys (an Arrow string column beside the
+  records' nodes) and joins every record to the first record holding the same key: a
+  hash table on the key bytes replaces the SQL aggregate on the key and the join back
+  to every record, which took about half of the rule's time on DuckDB;
+- :meth:`UnionFind.link_pairs` joins the two ends of every edge (rules that stay in
+  SQL: several columns, time windows);
+- :meth:`UnionFind.roots` gives every node the smallest node of its component.
+
+The forest keeps every parent smaller than its child (the larger root is hooked under
+the smaller), so a root is its component's smallest node; finds halve their paths.
+
+Keys are grouped by a 64-bit FNV-1a hash of their bytes. Two different keys with the
+same hash are told apart by a second, independent hash the caller passes (DuckDB's
+``hash`` of the key): a group whose rows disagree on it is a collision, and the rule
+is then grouped again comparing the key bytes themselves. Two keys are thus merged
+wrongly only if both 64-bit hashes collide (about 1e-25 for ten million keys).
+
+The kernels are compiled by numba on first use and cached beside this module (a
+process that loads them from the cache spends ~0.5 s on it; the first compile takes
+a few seconds). Loops are split so that independent memory reads follow each other:
+random reads cost ~0.2 us each on this machine class when one waits for the last.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+__all__ = ["UnionFind", "group_rows"]
+
+log = logging.getLogger(__name__)
+
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+@njit(cache=True, nogil=True)
+def _key_hashes(offsets, data):
+    """FNV-1a over each key's bytes, mixed; never 0 (0 marks an empty slot)."""
+    n = len(offsets) - 1
+    hashes = np.empty(n, np.uint64)
+    for i in range(n):
+        h = _FNV_OFFSET
+        for k in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(32)
+        hashes[i] = h | np.uint64(1)
+    return hashes
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_bytes(offsets, data, i, j):
+    start, end, js = offsets[i], offsets[i + 1], offsets[j]
+    if offsets[j + 1] - js != end - start:
+        return False
+    for k in range(end - start):  # noqa: SIM110 - a loop numba compiles, not a generator
+        if data[js + k] != data[start + k]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _first_of_keys(hashes, valid, offsets, data, checks, table_h, table_r, first, exact):
+    """``first[i]``: the first row whose key equals row ``i``'s; the rows in conflict.
+
+    ``hashes`` are the keys' hashes (never 0); rows not ``valid`` (NULL keys) are
+    their own first row and link nothing. ``table_h`` (zeros) and ``table_r`` hold
+    an open-addressing table of a power-of-two size at least twice the rows. With
+    ``exact`` False rows with equal hashes are one key, and the return value counts the
+    rows whose ``checks`` differ from their first row's (hash collisions: the caller
+    then runs again with ``exact``); with ``exact`` the key bytes are compared and the
+    return value is 0.
+    """
+    mask = np.uint64(len(table_h) - 1)
+    for i in range(len(first)):
+        if not valid[i]:
+            first[i] = i
+            continue
+        h = hashes[i]
+        slot = h & mask
+        while True:
+            th = table_h[slot]
+            if th == 0:
+                table_h[slot] = h
+                table_r[slot] = i
+                first[i] = i
+                break
+            if th == h and (not exact or _same_bytes(offsets, data, i, table_r[slot])):
+                first[i] = table_r[slot]
+                break
+            slot = (slot + np.uint64(1)) & mask
+    conflicts = 0
+    if not exact:
+        for i in range(len(first)):
+            if checks[first[i]] != checks[i]:
+                conflicts += 1
+    return conflicts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _find(parent, x):
+    while parent[x] != x:
+        up = parent[parent[x]]
+        parent[x] = up
+        x = up
+    return x
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _union(parent, a, b):
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra < rb:
+        parent[rb] = ra
+    elif rb < ra:
+        parent[ra] = rb
+
+
+@njit(cache=True, nogil=True)
+def _union_groups(parent, nodes, first, cap):
+    """Join every row's node to its first row's; groups of more than ``cap`` rows not (cap > 0)."""
+    n = len(first)
+    if cap > 0:
+        size = np.zeros(n, np.int64)
+        for i in range(n):
+            size[first[i]] += 1
+        for i in range(n):
+            j = first[i]
+            if j != i and size[j] <= cap:
+                _union(parent, nodes[i], nodes[j])
+    else:
+        for i in range(n):
+            j = first[i]
+            if j != i:
+                _union(parent, nodes[i], nodes[j])
+
+
+@njit(cache=True, nogil=True)
+def _union_pairs(parent, a, b):
+    for i in range(len(a)):
+        _union(parent, a[i], b[i])
+
+
+@njit(cache=True, nogil=True)
+def _flatten(parent):
+    """Point every node at its root in one upward sweep (every parent is smaller)."""
+    for i in range(len(parent)):
+        parent[i] = parent[parent[i]]
+
+
+def _string_parts(keys: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets, bytes and validity (False where NULL) of a string column, in one piece."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
+    if keys.null_count:
+        valid = np.asarray(keys.is_valid(), dtype=bool)
+    else:
+        valid = np.ones(len(keys), dtype=bool)
+    if pa.types.is_string_view(keys.type) or pa.types.is_large_string(keys.type):
+        keys = keys.cast(pa.large_string())
+        width = np.int64
+    elif pa.types.is_string(keys.type):
+        width = np.int32
+    else:
+        msg = f"keys must be strings, got {keys.type}"
+        raise ValueError(msg)
+    _, offsets, data = keys.buffers()
+    offs = np.frombuffer(
+        offsets, dtype=width, count=len(keys) + 1, offset=keys.offset * width().itemsize
+    )
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offs, raw, valid
+
+
+def group_rows(
+    keys: pa.Array | pa.ChunkedArray,
+    checks: np.ndarray,
+    *,
+    hashes: np.ndarray | None = None,
+) -> tuple[np.ndarray, bool]:
+    """The first row holding each row's key, and whether the bytes had to decide.
+
+    Parameters
+    ----------
+    keys
+        A string column; NULL keys link nothing.
+    checks
+        An independent 64-bit hash of each key (DuckDB's ``hash``).
+    hashes
+        The rows' hashes (nonzero) instead of the FNV-1a ones: tests pass colliding
+        hashes here to exercise the regrouping by bytes.
+
+    Returns
+    -------
+    tuple
+        ``first`` (row indices) and ``True`` when hash collisions made the rows be
+        grouped again by comparing their bytes.
+    """
+    n = len(keys)
+    if len(checks) != n:
+        msg = f"keys ({n}) and checks ({len(checks)}) differ in length"
+        raise ValueError(msg)
+    offsets, data, valid = _string_parts(keys)
+    checks = np.ascontiguousarray(checks, dtype=np.uint64)
+    if hashes is None:
+        hashes = _key_hashes(offsets, data)
+    else:
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint64) | np.uint64(1)
+    size = 1 << int(2 * n).bit_length()
+    first = np.empty(n, dtype=np.int64 if n >= 2**31 else np.int32)
+    for exact in (False, True):
+        table_h = np.zeros(size, dtype=np.uint64)
+        table_r = np.empty(size, dtype=first.dtype)
+        conflicts = _first_of_keys(
+            hashes, valid, offsets, data, checks, table_h, table_r, first, exact
+        )
+        if not conflicts:
+            return first, exact
+        log.info("%d keys share a 64-bit hash with another key: grouping by bytes", conflicts)
+    return first, True  # pragma: no cover - the exact pass reports no conflict
+
+
+class UnionFind:
+    """Components of nodes ``0..n-1`` built up from key columns and edges.
+
+    Parameters
+    ----------
+    n
+        Number of nodes.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.kind = np.int32 if n < 2**31 else np.int64
+        self.parent = np.arange(n, dtype=self.kind)
+        #: Key columns regrouped by their bytes after a hash collision (diagnostics).
+        self.exact_regroups = 0
+        self._flat = True
+
+    def link_keys(
+        self,
+        nodes: np.ndarray,
+        keys: pa.Array | pa.ChunkedArray,
+        checks: np.ndarray,
+        *,
+        cap: int | None = None,
+    ) -> None:
+        """Join the nodes whose keys are equal (byte for byte).
+
+        Parameters
+        ----------
+        nodes
+            Node of each row.
+        keys
+            Key of each row: a string column (NULL links nothing).
+        checks
+            An independent 64-bit hash of each row's key (DuckDB's ``hash``), which
+            tells apart two keys with the same FNV-1a hash.
+        cap
+            Keys held by more than ``cap`` rows link nothing.
+        """
+        if len(nodes) != len(keys):
+            msg = f"keys ({len(keys)}) and nodes ({len(nodes)}) differ in length"
+            raise ValueError(msg)
+        if len(nodes) == 0:
+            return
+        first, regrouped = group_rows(keys, checks)
+        self.exact_regroups += regrouped
+        self._flat = False
+        _union_groups(self.parent, nodes.astype(self.kind, copy=False), first, cap or 0)
+
+    def link_pairs(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Join the two nodes of every pair ``(a[i], b[i])``."""
+        if len(a) != len(b):
+            msg = f"edge ends differ in length ({len(a)} and {len(b)})"
+            raise ValueError(msg)
+        self._flat = False
+        _union_pairs(self.parent, a.astype(self.kind, copy=False), b.astype(self.kind, copy=False))
+
+    def roots(self, nodes: np.ndarray) -> np.ndarray:
+        """The smallest node of each node's component.
+
+        The first call after links were added points every node at its root (one
+        sweep), so each call is then a plain gather.
+        """
+        if not self._flat:
+            _flatten(self.parent)
+            self._flat = True
+        return self.parent[nodes]
+
+
+def _warm_up() -> None:
+    """Load (or compile) the kernels for the types a closure uses: numba sets itself up
+    on the first call (~0.6 s per process), which thus happens on import, not in a match.
+    """
+    forest = UnionFind(4)
+    forest.link_keys(np.arange(3), pa.array(["a", None, "a"]), np.ones(3, dtype=np.uint64), cap=2)
+    forest.link_keys(np.arange(3), pa.array(["a", "b", "a"]), np.ones(3, dtype=np.uint64))
+    forest.link_pairs(np.arange(2), np.arange(1, 3))
+    forest.roots(np.arange(4))
+
+
+_warm_up()
