@@ -422,18 +422,38 @@ class Cascade(BaseMatcher):
     def _links(self, ctx: MatchContext, rule: Rule, options: KeyOptions) -> KeyLinks | EdgeLinks:
         """What one rule links, for the in-memory closure.
 
-        A rule on one text key without a time window hands over ``(record_id, key)``
-        (its group cap travels with it); the others their star edges.
+        A rule without a time window hands over ``(record_id, key)`` (its group cap
+        travels with it): the key is the normalised column itself, or for several
+        columns (or a date) :func:`composite_key_sql` of them. A rule with a time
+        window hands over its star edges (its groups are cut into episodes in SQL).
         """
         label = "+".join(rule.columns)
+        if rule.window is not None:
+            return EdgeLinks(self._star_edges_sql(ctx, rule, options), label=f"edges {label}")
         col = rule.columns[0]
-        if len(rule.columns) == 1 and rule.window is None and key_kind(col) != "date":
-            return KeyLinks(
-                f"SELECT record_id, {q(col)} AS key FROM ({self._rule_keys_sql(ctx, rule, options)})",
-                cap=rule.group_cap,
-                label=f"keys {label}",
-            )
-        return EdgeLinks(self._star_edges_sql(ctx, rule, options), label=f"edges {label}")
+        keys = self._rule_keys_sql(ctx, rule, options)
+        if len(rule.columns) == 1 and key_kind(col) != "date":
+            sql = f"SELECT record_id, {q(col)} AS key FROM ({keys})"
+        else:  # materialised: the key names each column twice, normalise it once
+            key = composite_key_sql([q(c) for c in rule.columns])
+            sql = f"WITH __keys AS MATERIALIZED ({keys}) SELECT record_id, {key} AS key FROM __keys"
+        return KeyLinks(sql, cap=rule.group_cap, label=f"keys {label}")
+
+
+def composite_key_sql(columns: Sequence[str]) -> str:
+    """One VARCHAR that is equal for two rows exactly when all ``columns`` are.
+
+    Each value is written as its length, ``:`` and its text (so no separator inside a
+    value can fake a column boundary), and the pieces are joined with ``||``, which
+    makes the key NULL as soon as one column is: a rule links only records that carry
+    all its columns. The columns are normalised keys: VARCHAR, or DATE (whose text is
+    one-to-one).
+    """
+    parts = []
+    for col in columns:
+        text = f"CAST({col} AS VARCHAR)"
+        parts.append(f"CAST(length({text}) AS VARCHAR) || ':' || {text}")
+    return " || ".join(f"({p})" for p in parts)
 
 
 class CascadeGuarded(Cascade):

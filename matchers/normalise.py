@@ -331,11 +331,19 @@ def phone_map_phonenumbers(
 
 
 def name_sql(expr: str) -> str:
-    """Lower case, accents stripped, punctuation removed, whitespace collapsed."""
-    return (
+    """Lower case, accents stripped, punctuation removed, whitespace collapsed.
+
+    A value of ASCII letters only is just lower-cased: every other step leaves it as it
+    is. Checking that (one match) costs half of the two replacing regular expressions
+    and ``strip_accents`` it spares: on 429k given and family names, 0.15 s instead of
+    0.33 s on 2 cores.
+    """
+    s = _str(expr)
+    full = (
         "NULLIF(trim(regexp_replace(regexp_replace(strip_accents(lower("
-        f"{_str(expr)})), '[^\\p{{L}}\\p{{N}}\\s]', '', 'g'), '\\s+', ' ', 'g')), '')"
+        f"{s})), '[^\\p{{L}}\\p{{N}}\\s]', '', 'g'), '\\s+', ' ', 'g')), '')"
     )
+    return f"(CASE WHEN regexp_full_match({s}, '[A-Za-z]+') THEN lower({s}) ELSE {full} END)"
 
 
 def postcode_sql(expr: str) -> str:

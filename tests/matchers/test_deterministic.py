@@ -162,6 +162,29 @@ def test_skipping_trim_on_clean_ascii_changes_no_value() -> None:
     assert rows[4] > 1000 and rows[5] > 100  # the sample does exercise both kinds of trim
 
 
+def test_the_ascii_letters_shortcut_of_names_changes_no_value() -> None:
+    """``name_sql`` equals its full chain (accents, punctuation, spaces) on any string."""
+    rng = random.Random(5)
+    letters = [*TRICKY, "b", "Q", "-", "'", "é", "x", "Y"]
+    values = ["", "Ann", "ann", "O'Neil", "Zoë", "İlker", "  ", "A B"] + [
+        "".join(rng.choice(letters) for _ in range(rng.randint(1, 6))) for _ in range(5000)
+    ]
+    full = (
+        "NULLIF(trim(regexp_replace(regexp_replace(strip_accents(lower(v)), "
+        "'[^\\p{L}\\p{N}\\s]', '', 'g'), '\\s+', ' ', 'g')), '')"
+    )
+    con = connect(threads=1)
+    con.sql("CREATE TABLE t AS SELECT unnest(?::VARCHAR[]) AS v", params=[values])
+    differ, shortcut = con.sql(
+        f"""SELECT count(*) FILTER (WHERE {name_sql("v")} IS DISTINCT FROM {full}),
+                   count(*) FILTER (WHERE regexp_full_match(v, '[A-Za-z]+'))
+            FROM t"""
+    ).fetchall()[0]
+    con.close()
+    assert differ == 0
+    assert 100 < shortcut < len(values) - 1000  # both branches are exercised
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -557,3 +580,21 @@ def test_in_memory_key_grouping_builds_the_star_edge_partition(
     assert partition(in_memory) == partition(star_edges)
     assert in_memory == star_edges  # same labels: the smallest record id
     assert len(partition(in_memory)) < len(rows)  # the rules do link records
+
+
+def test_a_rule_on_several_columns_needs_every_column_equal() -> None:
+    # Run together, ("ab", "c") and ("a", "bc") read the same; they are different keys.
+    rows = [
+        {"record_id": rid(1), "customer_no": "ab", "account_id": "c"},
+        {"record_id": rid(2), "customer_no": "a", "account_id": "bc"},
+        {"record_id": rid(3), "customer_no": " AB", "account_id": "C"},
+        {"record_id": rid(4), "customer_no": "1:a", "account_id": "b"},
+        {"record_id": rid(5), "customer_no": "1", "account_id": "a:b"},
+        {"record_id": rid(6), "customer_no": "a", "account_id": None},
+        {"record_id": rid(7), "customer_no": "a", "account_id": None},
+    ]
+    labels = run(Cascade(rules=[["customer_no", "account_id"]]), rows)
+    assert partition(labels) == {
+        frozenset({rid(1), rid(3)}),
+        *({frozenset({rid(i)}) for i in (2, 4, 5, 6, 7)}),
+    }
