@@ -264,7 +264,11 @@ def _read_links(
             msg = f"{what}: keys must be VARCHAR, got {keys.type}"
             raise ValueError(msg)
         checks = np.concatenate(
-            [c.to_numpy(zero_copy_only=True) for c in rows.column("check_hash").chunks]
+            [
+                np.frombuffer(c.buffers()[1], dtype=np.uint64, count=len(c), offset=c.offset * 8)
+                for c in rows.column("check_hash").chunks
+                if len(c)
+            ]
             or [np.zeros(0, np.uint64)]
         )
 
