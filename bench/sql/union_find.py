@@ -156,6 +156,14 @@ def _flatten(parent):
         parent[i] = parent[parent[i]]
 
 
+def _ro(a: np.ndarray) -> np.ndarray:
+    """A read-only view: kernels get their inputs in one type (numba compiles one per
+    array type, and writable and read-only arrays are different types)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def _string_parts(keys: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets, bytes and validity (False where NULL) of one string array, as views."""
     if pa.types.is_string_view(keys.type) or pa.types.is_large_string(keys.type):
@@ -236,7 +244,7 @@ def group_rows(
         hashes = np.empty(n, dtype=np.uint64)
         pos = 0
         for offs, data, v in parts:
-            _key_hashes(offs, data, hashes[pos : pos + len(v)])
+            _key_hashes(_ro(offs), _ro(data), hashes[pos : pos + len(v)])
             pos += len(v)
     else:
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64) | np.uint64(1)
@@ -247,7 +255,10 @@ def group_rows(
     tables = tables or _Tables()
     table_h, table_r = tables.get(size, kind)
     offs, data, _ = parts[0]
-    conflicts = _first_of_keys(hashes, valid, offs, data, checks, table_h, table_r, first, False)
+    hashes, valid, checks = _ro(hashes), _ro(valid), _ro(checks)
+    conflicts = _first_of_keys(
+        hashes, valid, _ro(offs), _ro(data), checks, table_h, table_r, first, False
+    )
     if not conflicts:
         return first, False
     log.info("%d keys share a 64-bit hash with another key: grouping by bytes", conflicts)
@@ -257,7 +268,7 @@ def group_rows(
         whole = pa.concat_arrays([c.cast(pa.large_string()) for c in chunks])
     offs, data, _ = _string_parts(whole)
     table_h, table_r = tables.get(size, kind)
-    _first_of_keys(hashes, valid, offs, data, checks, table_h, table_r, first, True)
+    _first_of_keys(hashes, valid, _ro(offs), _ro(data), checks, table_h, table_r, first, True)
     return first, True
 
 
@@ -308,7 +319,7 @@ class UnionFind:
         first, regrouped = group_rows(keys, checks, tables=self._tables)
         self.exact_regroups += regrouped
         self._flat = False
-        _union_groups(self.parent, nodes.astype(self.kind, copy=False), first, cap or 0)
+        _union_groups(self.parent, _ro(nodes.astype(self.kind, copy=False)), _ro(first), cap or 0)
 
     def link_pairs(self, a: np.ndarray, b: np.ndarray) -> None:
         """Join the two nodes of every pair ``(a[i], b[i])``."""
@@ -316,7 +327,11 @@ class UnionFind:
             msg = f"edge ends differ in length ({len(a)} and {len(b)})"
             raise ValueError(msg)
         self._flat = False
-        _union_pairs(self.parent, a.astype(self.kind, copy=False), b.astype(self.kind, copy=False))
+        _union_pairs(
+            self.parent,
+            _ro(a.astype(self.kind, copy=False)),
+            _ro(b.astype(self.kind, copy=False)),
+        )
 
     def roots(self, nodes: np.ndarray) -> np.ndarray:
         """The smallest node of each node's component.
@@ -340,11 +355,12 @@ def _warm_up() -> None:
     some_null = pa.Array.from_buffers(
         pa.string(), 3, [pa.py_buffer(np.array([0b101], np.uint8)), offsets, pa.py_buffer(b"aa")]
     )
-    forest.link_keys(np.arange(3), some_null, np.ones(3, dtype=np.uint64), cap=2)
+    checks = np.ones(3, dtype=np.uint64)
+    forest.link_keys(np.arange(3), some_null, checks, cap=2)
     no_null = pa.Array.from_buffers(
         pa.string(), 3, [None, pa.py_buffer(np.array([0, 1, 2, 3], np.int32)), pa.py_buffer(b"aba")]
     )
-    forest.link_keys(np.arange(3), no_null, np.ones(3, dtype=np.uint64))
+    forest.link_keys(np.arange(3), no_null, checks)
     forest.link_pairs(np.arange(2), np.arange(1, 3))
     forest.roots(np.arange(4))
 

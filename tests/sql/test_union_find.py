@@ -123,3 +123,34 @@ def test_keys_pairs_and_caps_close_into_components(seed: int) -> None:
     roots = forest.roots(np.arange(n))
     assert roots.dtype == np.int32
     assert roots.tolist() == _search(n, groups)
+
+
+def test_a_closure_runs_on_the_kernels_loaded_at_import() -> None:
+    # numba compiles one kernel per argument type: a closure passing other array
+    # types (writable or read-only, int64 nodes) would compile inside the match.
+    from bench.sql import union_find
+    from bench.sql.engine import connect
+    from bench.sql.graph_memory import EdgeLinks, KeyLinks, linked_clusters
+
+    kernels = [getattr(union_find, name) for name in dir(union_find) if name.startswith("_")]
+    kernels = [k for k in kernels if hasattr(k, "signatures")]
+    loaded = {k.__name__: list(k.signatures) for k in kernels}
+    con = connect(threads=2)
+    con.sql(
+        "CREATE TABLE r AS SELECT 10 * x AS record_id, 'k' || (x % 7) AS key "
+        "FROM range(1, 2000) t(x)"
+    )
+    con.sql("UPDATE r SET key = NULL WHERE record_id % 30 = 0")
+    for ids in ("dense", "sparse"):
+        if ids == "sparse":
+            con.sql("UPDATE r SET record_id = record_id * 100003")
+        links = [
+            KeyLinks("SELECT record_id, key FROM r", cap=500),
+            KeyLinks("SELECT record_id, key FROM r"),
+            EdgeLinks("SELECT min(record_id) AS a, max(record_id) AS b FROM r"),
+        ]
+        out = linked_clusters(con, links, "r").clusters
+        assert out.num_rows == 1999
+    con.close()
+    assert {k.__name__: list(k.signatures) for k in kernels} == loaded
+    assert sum(bool(s) for s in loaded.values()) == 5  # the five kernels, one type each
