@@ -92,7 +92,7 @@ from matchers.cascade_rules import (
     present_sql,
     single_rule_clusters_sql,
 )
-from matchers.normalise import key_kind
+from matchers.normalise import composite_key_sql, key_kind
 from matchers.sql_steps import drop_tables
 
 if TYPE_CHECKING:
@@ -424,7 +424,7 @@ class Cascade(BaseMatcher):
 
         A rule without a time window hands over ``(record_id, key)`` (its group cap
         travels with it): the key is the normalised column itself, or for several
-        columns (or a date) :func:`composite_key_sql` of them. A rule with a time
+        columns (or a date) :func:`~matchers.normalise.composite_key_sql` of them. A rule with a time
         window hands over its star edges (its groups are cut into episodes in SQL).
         """
         label = "+".join(rule.columns)
@@ -438,22 +438,6 @@ class Cascade(BaseMatcher):
             key = composite_key_sql([q(c) for c in rule.columns])
             sql = f"WITH __keys AS MATERIALIZED ({keys}) SELECT record_id, {key} AS key FROM __keys"
         return KeyLinks(sql, cap=rule.group_cap, label=f"keys {label}")
-
-
-def composite_key_sql(columns: Sequence[str]) -> str:
-    """One VARCHAR that is equal for two rows exactly when all ``columns`` are.
-
-    Each value is written as its length, ``:`` and its text (so no separator inside a
-    value can fake a column boundary), and the pieces are joined with ``||``, which
-    makes the key NULL as soon as one column is: a rule links only records that carry
-    all its columns. The columns are normalised keys: VARCHAR, or DATE (whose text is
-    one-to-one).
-    """
-    parts = []
-    for col in columns:
-        text = f"CAST({col} AS VARCHAR)"
-        parts.append(f"CAST(length({text}) AS VARCHAR) || ':' || {text}")
-    return " || ".join(f"({p})" for p in parts)
 
 
 class CascadeGuarded(Cascade):

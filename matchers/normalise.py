@@ -36,7 +36,7 @@ The built-in junk lists (:data:`JUNK_EMAIL_LOCALS`, :data:`JUNK_EMAILS`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -48,6 +48,7 @@ __all__ = [
     "JUNK_EMAIL_DOMAINS",
     "JUNK_EMAIL_LOCALS",
     "KEY_KINDS",
+    "composite_key_sql",
     "email_base_sql",
     "email_sql",
     "identifier_sql",
@@ -359,6 +360,22 @@ def date_sql(expr: str) -> str:
 def identifier_sql(expr: str) -> str:
     """Opaque identifier: trimmed, lower case, empty -> ``NULL``."""
     return f"NULLIF({lower_trim_sql(expr)}, '')"
+
+
+def composite_key_sql(columns: Sequence[str]) -> str:
+    """One VARCHAR that is equal for two rows exactly when all ``columns`` are.
+
+    Each value is written as its length, ``:`` and its text (so no separator inside a
+    value can fake a column boundary), and the pieces are joined with ``||``, which
+    makes the key NULL as soon as one column is: a rule links only records that carry
+    all its columns. The columns are normalised keys: VARCHAR, or DATE (whose text is
+    one-to-one).
+    """
+    parts = []
+    for col in columns:
+        text = f"CAST({col} AS VARCHAR)"
+        parts.append(f"CAST(length({text}) AS VARCHAR) || ':' || {text}")
+    return " || ".join(f"({p})" for p in parts)
 
 
 def normalise_sql(

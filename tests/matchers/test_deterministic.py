@@ -12,7 +12,7 @@ import pytest
 
 from bench.api import EdgeLinks, MatchContext, UnsupportedInput
 from bench.sql.engine import connect, materialise
-from matchers.baseline import normalised
+from matchers.baseline import Exact, normalised
 from matchers.bridges import LoginBridge
 from matchers.cascade import Cascade, CascadeGuarded
 from matchers.normalise import (
@@ -598,3 +598,25 @@ def test_a_rule_on_several_columns_needs_every_column_equal() -> None:
         frozenset({rid(1), rid(3)}),
         *({frozenset({rid(i)}) for i in (2, 4, 5, 6, 7)}),
     }
+
+
+@pytest.mark.parametrize("keys", [["email"], ["given_name", "dob"], ["family_name", "postcode"]])
+def test_exact_clusters_are_the_key_groups(keys: list[str]) -> None:
+    # Checked against a window over the normalised keys (the matcher groups them in
+    # memory on DuckDB): equal keys share the smallest record id, a missing key is alone.
+    rows = _random_rows(3, n=600)
+    got = run(Exact(keys=keys), rows)
+    con = connect(threads=1)
+    con.register("data", table(rows))
+    con.sql("CREATE TABLE t AS SELECT * FROM data")
+    k = ", ".join(normalised(c) for c in keys)
+    present = " AND ".join(f"{normalised(c)} IS NOT NULL" for c in keys)
+    want = dict(
+        con.sql(
+            f"SELECT record_id, CASE WHEN {present} THEN min(record_id) OVER (PARTITION BY {k}) "
+            f"ELSE record_id END FROM t"
+        ).fetchall()
+    )
+    con.close()
+    assert got == want
+    assert len(set(got.values())) < len(rows)
