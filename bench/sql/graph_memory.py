@@ -232,6 +232,11 @@ class KeyLinks:
     cap: int | None = None
     label: str = "keys"
 
+    def __post_init__(self) -> None:
+        if self.cap is not None and (not isinstance(self.cap, int) or self.cap < 1):
+            msg = f"{self.label}: cap must be a positive integer or None, got {self.cap!r}"
+            raise ValueError(msg)
+
 
 @dataclass(frozen=True)
 class EdgeLinks:
@@ -258,9 +263,14 @@ def _read_links(
             f"SELECT record_id, key, hash(key) AS check_hash FROM ({link.sql})",
             step=what,
         )
-        nodes = _nodes_of(rows.column("record_id"), index, what)
+        nodes = _nodes_of(rows.column("record_id"), index, f"{what}: record_id")
         keys = rows.column("key")
-        if not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
+        kind = keys.type
+        if not (
+            pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_string_view(kind)
+        ):
             msg = f"{what}: keys must be VARCHAR, got {keys.type}"
             raise ValueError(msg)
         checks = np.concatenate(
@@ -307,18 +317,19 @@ def _in_memory(
     forest = UnionFind(index.n)
     rows = 0
     # DuckDB reads the next rule while the forest takes in the last one (the kernels
-    # release the GIL): one worker, so the forest sees one rule at a time. At most one
-    # rule waits read, so at most two rules' keys are held in memory.
+    # release the GIL): one worker, and a rule is handed over only once the one before
+    # it is in, so at most two rules' keys are held (one read, one being joined).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="idbench-closure") as pool:
-        pending: list[Future[None]] = []
+        pending: Future[None] | None = None
         for link in links:
             apply, n_rows = _read_links(con, link, index, step)
             rows += n_rows
-            if len(pending) == 2:
-                pending.pop(0).result()
-            pending.append(pool.submit(apply, forest))
-        for job in pending:
-            job.result()
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(apply, forest)
+            del apply
+        if pending is not None:
+            pending.result()
     # Chunk by chunk, from the buffers as _int64_chunks reads (pa.array(numpy) would
     # import pandas): only the output column is fresh memory.
     labels = []
@@ -378,6 +389,22 @@ def linked_clusters(
         msg = f"{step}: linked_clusters runs on DuckDB (engine {engine.kind}); use record_clusters"
         raise ValueError(msg)
     target = engine.con if engine is not None else con  # type: ignore[attr-defined]
+    if any(isinstance(link, KeyLinks) for link in links):
+        collation = (
+            query(
+                target,
+                "SELECT current_setting('default_collation') AS c",
+                step=f"{step}: collation",
+            )
+            .column(0)[0]
+            .as_py()
+        )
+        if collation:
+            msg = (
+                f"{step}: keys are grouped by their bytes, but the connection compares text "
+                f"with default_collation {collation!r}: reset it, or compare keys in SQL"
+            )
+            raise ValueError(msg)
     table, diag = _in_memory(target, list(links), f"SELECT record_id FROM {records}", step=step)
     return RecordClusters(clusters=table, method="memory", diagnostics=diag)
 

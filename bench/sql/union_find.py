@@ -30,6 +30,8 @@ random reads cost ~0.2 us each on this machine class when one waits for the last
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,11 +41,32 @@ __all__ = ["UnionFind", "group_rows"]
 
 log = logging.getLogger(__name__)
 
+
+def _kernel(**options: str) -> Callable[[Callable[..., Any]], Any]:
+    """``njit`` without the GIL, cached beside this module (or in numba's user cache).
+
+    Where neither folder can be written (a read-only install) the kernels are compiled
+    in every process instead: a few seconds at import, same results.
+    """
+
+    def compile_(fn: Callable[..., Any]) -> Any:
+        try:
+            return njit(cache=True, nogil=True, **options)(fn)
+        except RuntimeError as exc:  # numba: "cannot cache function ...: no locator"
+            log.warning("idbench: numba cannot cache %s (%s); compiling it here", fn.__name__, exc)
+            return njit(cache=False, nogil=True, **options)(fn)
+
+    return compile_
+
+
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
+#: Set in every stored hash, so that 0 marks an empty slot; the top bit, not the low
+#: one, which would leave every even slot empty (slots are taken from the low bits).
+_NONZERO = np.uint64(1 << 63)
 
 
-@njit(cache=True, nogil=True)
+@_kernel()
 def _key_hashes(offsets, data, out):
     """FNV-1a over each key's bytes, mixed, into ``out``; never 0 (0 marks an empty slot)."""
     for i in range(len(out)):
@@ -53,10 +76,10 @@ def _key_hashes(offsets, data, out):
         h ^= h >> np.uint64(29)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(32)
-        out[i] = h | np.uint64(1)
+        out[i] = h | _NONZERO
 
 
-@njit(cache=True, nogil=True, inline="always")
+@_kernel(inline="always")
 def _same_bytes(offsets, data, i, j):
     start, end, js = offsets[i], offsets[i + 1], offsets[j]
     if offsets[j + 1] - js != end - start:
@@ -67,7 +90,7 @@ def _same_bytes(offsets, data, i, j):
     return True
 
 
-@njit(cache=True, nogil=True)
+@_kernel()
 def _first_of_keys(hashes, valid, offsets, data, checks, table_h, table_r, first, exact):
     """``first[i]``: the first row whose key equals row ``i``'s; the rows in conflict.
 
@@ -105,7 +128,7 @@ def _first_of_keys(hashes, valid, offsets, data, checks, table_h, table_r, first
     return conflicts
 
 
-@njit(cache=True, nogil=True, inline="always")
+@_kernel(inline="always")
 def _find(parent, x):
     while parent[x] != x:
         up = parent[parent[x]]
@@ -114,7 +137,7 @@ def _find(parent, x):
     return x
 
 
-@njit(cache=True, nogil=True, inline="always")
+@_kernel(inline="always")
 def _union(parent, a, b):
     ra = _find(parent, a)
     rb = _find(parent, b)
@@ -124,7 +147,7 @@ def _union(parent, a, b):
         parent[ra] = rb
 
 
-@njit(cache=True, nogil=True)
+@_kernel()
 def _union_groups(parent, nodes, first, cap):
     """Join every row's node to its first row's; groups of more than ``cap`` rows not (cap > 0)."""
     n = len(first)
@@ -143,13 +166,13 @@ def _union_groups(parent, nodes, first, cap):
                 _union(parent, nodes[i], nodes[j])
 
 
-@njit(cache=True, nogil=True)
+@_kernel()
 def _union_pairs(parent, a, b):
     for i in range(len(a)):
         _union(parent, a[i], b[i])
 
 
-@njit(cache=True, nogil=True)
+@_kernel()
 def _flatten(parent):
     """Point every node at its root in one upward sweep (every parent is smaller)."""
     for i in range(len(parent)):
@@ -247,7 +270,7 @@ def group_rows(
             _key_hashes(_ro(offs), _ro(data), hashes[pos : pos + len(v)])
             pos += len(v)
     else:
-        hashes = np.ascontiguousarray(hashes, dtype=np.uint64) | np.uint64(1)
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint64) | _NONZERO
     checks = np.ascontiguousarray(checks, dtype=np.uint64)
     kind = np.int64 if n >= 2**31 else np.int32
     first = np.empty(n, dtype=kind)
@@ -316,16 +339,28 @@ class UnionFind:
             raise ValueError(msg)
         if len(nodes) == 0:
             return
+        self._check_nodes(nodes)
         first, regrouped = group_rows(keys, checks, tables=self._tables)
         self.exact_regroups += regrouped
         self._flat = False
         _union_groups(self.parent, _ro(nodes.astype(self.kind, copy=False)), _ro(first), cap or 0)
+
+    def _check_nodes(self, nodes: np.ndarray) -> None:
+        """Refuse nodes outside ``0..n-1`` (the kernels do not check their indices)."""
+        low, high = int(nodes.min()), int(nodes.max())
+        if low < 0 or high >= len(self.parent):
+            msg = f"nodes must lie in 0..{len(self.parent) - 1}, got {low}..{high}"
+            raise ValueError(msg)
 
     def link_pairs(self, a: np.ndarray, b: np.ndarray) -> None:
         """Join the two nodes of every pair ``(a[i], b[i])``."""
         if len(a) != len(b):
             msg = f"edge ends differ in length ({len(a)} and {len(b)})"
             raise ValueError(msg)
+        if len(a) == 0:
+            return
+        self._check_nodes(a)
+        self._check_nodes(b)
         self._flat = False
         _union_pairs(
             self.parent,

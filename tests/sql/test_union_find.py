@@ -154,3 +154,50 @@ def test_a_closure_runs_on_the_kernels_loaded_at_import() -> None:
     con.close()
     assert {k.__name__: list(k.signatures) for k in kernels} == loaded
     assert sum(bool(s) for s in loaded.values()) == 5  # the five kernels, one type each
+
+
+def test_bad_caps_nodes_and_collations_are_refused() -> None:
+    from bench.sql.engine import connect
+    from bench.sql.graph_memory import KeyLinks, linked_clusters
+
+    for cap in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="cap must be a positive integer or None"):
+            KeyLinks("SELECT 1", cap=cap)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"nodes must lie in 0\.\.2, got 3\.\.3"):
+        UnionFind(3).link_pairs(np.array([1]), np.array([3]))
+    with pytest.raises(ValueError, match=r"nodes must lie in 0\.\.2, got -1\.\.1"):
+        UnionFind(3).link_keys(np.array([-1, 1]), pa.array(["a", "a"]), np.zeros(2, np.uint64))
+    con = connect(threads=1)
+    con.sql("CREATE TABLE r AS SELECT * FROM (VALUES (1, 'Ann'), (2, 'ann')) t(record_id, key)")
+    con.sql("SET default_collation = 'nocase'")
+    with pytest.raises(ValueError, match="default_collation 'nocase'"):
+        linked_clusters(con, [KeyLinks("SELECT record_id, key FROM r")], "r")
+    con.sql("RESET default_collation")
+    got = linked_clusters(con, [KeyLinks("SELECT record_id, key FROM r")], "r").clusters
+    assert got.column("cluster_id").to_pylist() == [1, 2]  # bytes differ: two keys
+    with pytest.raises(ValueError, match="closure: keys: record_id hold NULL"):
+        linked_clusters(con, [KeyLinks("SELECT NULL::BIGINT AS record_id, 'x' AS key")], "r")
+    con.close()
+
+
+def test_kernels_compile_without_a_cache_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.sql import union_find
+
+    real = union_find.njit
+
+    def no_locator(**options: object):
+        if options.get("cache"):
+            msg = "cannot cache function 'f': no locator available for file 'f.py'"
+            raise RuntimeError(msg)
+        return real(**options)
+
+    monkeypatch.setattr(union_find, "njit", no_locator)
+
+    def double(x: np.ndarray) -> None:
+        for i in range(len(x)):
+            x[i] *= 2
+
+    kernel = union_find._kernel()(double)
+    x = np.arange(3)
+    kernel(x)
+    assert x.tolist() == [0, 2, 4]
