@@ -9,7 +9,7 @@ indices ``0..n-1`` (record ids in increasing order, :mod:`bench.sql.graph_memory
   hash table on the key bytes replaces the SQL aggregate on the key and the join back
   to every record, which took about half of the rule's time on DuckDB;
 - :meth:`UnionFind.link_pairs` joins the two ends of every edge (rules that stay in
-  SQL: several columns, time windows);
+  SQL: time windows, and :func:`~bench.sql.graph_memory.record_clusters` edge lists);
 - :meth:`UnionFind.roots` gives every node the smallest node of its component.
 
 The forest keeps every parent smaller than its child (the larger root is hooked under
@@ -21,10 +21,12 @@ same hash are told apart by a second, independent hash the caller passes (DuckDB
 is then grouped again comparing the key bytes themselves. Two keys are thus merged
 wrongly only if both 64-bit hashes collide (about 1e-25 for ten million keys).
 
-The kernels are compiled by numba on first use and cached beside this module (a
-process that loads them from the cache spends ~0.5 s on it; the first compile takes
-a few seconds). Loops are split so that independent memory reads follow each other:
-random reads cost ~0.2 us each on this machine class when one waits for the last.
+The kernels are compiled by numba and cached beside this module (or in numba's user
+cache); importing this module loads them for the one set of argument types a closure
+uses (:func:`_warm_up`): ~1.2 s per process with numba's own import and set-up, ~5 s
+the first time they are compiled. Loops are split so that independent memory reads
+follow each other: random reads cost ~0.2 us each on this machine class when one waits
+for the last.
 """
 
 from __future__ import annotations
