@@ -310,7 +310,7 @@ def _in_memory(
             if empty.column(0)[0].as_py():
                 msg = f"{step}: {link.label} name record ids that are not among the records (there are none)"
                 raise ValueError(msg)
-        return pa.table({"record_id": ids, "cluster_id": ids}), {"records": 0, "links": 0}
+        return pa.table({"record_id": ids, "cluster_id": ids}), {"records": 0, "rows_linked": 0}
     from bench.sql.union_find import UnionFind
 
     index = _NodeIndex.of(id_chunks)
