@@ -344,7 +344,9 @@ def name_sql(expr: str) -> str:
         "NULLIF(trim(regexp_replace(regexp_replace(strip_accents(lower("
         f"{s})), '[^\\p{{L}}\\p{{N}}\\s]', '', 'g'), '\\s+', ' ', 'g')), '')"
     )
-    return f"(CASE WHEN regexp_full_match({s}, '[A-Za-z]+') THEN lower({s}) ELSE {full} END)"
+    # regexp_matches with anchors, not regexp_full_match: it has a Spark translation
+    # (RLIKE); \\z, not $, which in Java also matches before a final newline.
+    return f"(CASE WHEN regexp_matches({s}, '^[A-Za-z]+\\z') THEN lower({s}) ELSE {full} END)"
 
 
 def postcode_sql(expr: str) -> str:
