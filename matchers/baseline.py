@@ -19,7 +19,7 @@ from bench.api import (
     load_closure_kernels,
     quote_ident,
 )
-from matchers.normalise import composite_key_sql, lower_trim_sql
+from matchers.normalise import key_query_sql, lower_trim_sql
 
 __all__ = ["Exact", "Singletons"]
 
@@ -83,9 +83,9 @@ class Exact(BaseMatcher):
         ctx.require_columns(*keys)
         exprs = [normalised(k) for k in keys]
         raw_present = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in keys)
-        recs = quote_ident(ctx.records)
         if ctx.engine_kind == "duckdb":
             return self._in_memory(ctx, keys, exprs, raw_present)
+        recs = quote_ident(ctx.records)
         key_cols = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
         key_names = ", ".join(f"k{i}" for i in range(len(exprs)))
         all_present = " AND ".join(f"k{i} IS NOT NULL" for i in range(len(exprs)))
@@ -115,19 +115,16 @@ class Exact(BaseMatcher):
 
         The groups are what :func:`~bench.api.linked_clusters` builds from one
         :class:`~bench.api.KeyLinks` (no SQL aggregate, no join back, no union with the
-        records that lack a key: 1.0-1.2 s instead of ~1.5 s at 10M). Several keys are
-        one composite key, normalised once.
+        records that lack a key: 1.0-1.3 s instead of ~1.6 s at 10M). Several keys are
+        one composite key (:func:`~matchers.normalise.key_query_sql`).
         """
         recs = quote_ident(ctx.records)
-        if len(exprs) == 1:
-            sql = f"SELECT record_id, {exprs[0]} AS key FROM {recs} WHERE {raw_present}"
-        else:
-            cols = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
-            key = composite_key_sql([f"k{i}" for i in range(len(exprs))])
-            sql = (
-                f"WITH k AS MATERIALIZED (SELECT record_id, {cols} FROM {recs} "
-                f"WHERE {raw_present}) SELECT record_id, {key} AS key FROM k"
-            )
+        cols = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
+        sql = key_query_sql(
+            f"SELECT record_id, {cols} FROM {recs} WHERE {raw_present}",
+            [f"k{i}" for i in range(len(exprs))],
+            one_text_column=True,  # normalised() casts to VARCHAR
+        )
         closed = linked_clusters(
             ctx.engine, [KeyLinks(sql, label="keys " + "+".join(keys))], recs, step="exact"
         )

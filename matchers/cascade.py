@@ -3,9 +3,9 @@
 A rule is a set of normalised key columns (``["email"]``, ``["given_name", "family_name",
 "dob"]``). Records whose keys are all present and equal under a rule are linked; the
 clusters are the connected components over the links of every rule. On DuckDB they are
-closed in memory (:func:`~bench.api.linked_clusters`): a rule on one text key hands
-over each record's key, grouped there by its bytes; the other rules (several columns,
-time windows, dates) hand over *star* edges. Elsewhere every rule's star edges are
+closed in memory (:func:`~bench.api.linked_clusters`): a rule hands over each record's
+key (one composite key for several columns), grouped there by its bytes; only a rule
+with a time window hands over *star* edges. Elsewhere every rule's star edges are
 closed in SQL (:func:`~bench.api.record_clusters`). A key group of k records
 contributes k-1 star edges (every record to the group's smallest record id), not
 k(k-1)/2 pairs.
@@ -92,7 +92,7 @@ from matchers.cascade_rules import (
     present_sql,
     single_rule_clusters_sql,
 )
-from matchers.normalise import composite_key_sql, key_kind
+from matchers.normalise import key_kind, key_query_sql
 from matchers.sql_steps import drop_tables
 
 if TYPE_CHECKING:
@@ -360,10 +360,9 @@ class Cascade(BaseMatcher):
         Each rule normalises its own columns on the records that carry them all (a
         name + birthday rule reads the few records with a birthday, not every record
         with a name), and its keys live only until its links are taken in. On DuckDB
-        the closure runs in memory (:func:`~bench.api.linked_clusters`): a rule on one
-        text key hands over its keys, grouped there by their bytes, and the other
-        rules their star edges; elsewhere every rule's star edges go to
-        :func:`~bench.api.record_clusters`.
+        the closure runs in memory (:func:`~bench.api.linked_clusters`): each rule
+        hands over its keys (:meth:`_links`), grouped there by their bytes; elsewhere
+        every rule's star edges go to :func:`~bench.api.record_clusters`.
         """
         diag["mode"] = "closure"
         if ctx.engine_kind == "duckdb":
@@ -423,20 +422,19 @@ class Cascade(BaseMatcher):
         """What one rule links, for the in-memory closure.
 
         A rule without a time window hands over ``(record_id, key)`` (its group cap
-        travels with it): the key is the normalised column itself, or for several
-        columns (or a date) :func:`~matchers.normalise.composite_key_sql` of them. A rule with a time
-        window hands over its star edges (its groups are cut into episodes in SQL).
+        travels with it; :func:`~matchers.normalise.key_query_sql`: the normalised
+        column itself, or one composite key for several columns or a date). A rule
+        with a time window hands over its star edges (its groups are cut into episodes
+        in SQL).
         """
         label = "+".join(rule.columns)
         if rule.window is not None:
             return EdgeLinks(self._star_edges_sql(ctx, rule, options), label=f"edges {label}")
-        col = rule.columns[0]
-        keys = self._rule_keys_sql(ctx, rule, options)
-        if len(rule.columns) == 1 and key_kind(col) != "date":
-            sql = f"SELECT record_id, {q(col)} AS key FROM ({keys})"
-        else:  # materialised: the key names each column twice, normalise it once
-            key = composite_key_sql([q(c) for c in rule.columns])
-            sql = f"WITH __keys AS MATERIALIZED ({keys}) SELECT record_id, {key} AS key FROM __keys"
+        sql = key_query_sql(
+            self._rule_keys_sql(ctx, rule, options),
+            [q(c) for c in rule.columns],
+            one_text_column=key_kind(rule.columns[0]) != "date",
+        )
         return KeyLinks(sql, cap=rule.group_cap, label=f"keys {label}")
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "identifier_sql",
     "junk_sql",
     "key_kind",
+    "key_query_sql",
     "lower_trim_sql",
     "name_sql",
     "normalise_sql",
@@ -378,6 +379,21 @@ def composite_key_sql(columns: Sequence[str]) -> str:
         text = f"CAST({col} AS VARCHAR)"
         parts.append(f"CAST(length({text}) AS VARCHAR) || ':' || {text}")
     return " || ".join(f"({p})" for p in parts)
+
+
+def key_query_sql(source: str, columns: Sequence[str], *, one_text_column: bool) -> str:
+    """``SELECT record_id, key`` over ``source``, a query of ``record_id`` and ``columns``.
+
+    The key is the column itself when there is one and it is text
+    (``one_text_column``), else :func:`composite_key_sql` of the columns, read from a
+    materialised ``source`` (the composite names each column twice: normalise it once).
+    No ``WHERE key IS NOT NULL``: DuckDB pushes such a filter into the scan and
+    normalises every key twice.
+    """
+    if len(columns) == 1 and one_text_column:
+        return f"SELECT record_id, {columns[0]} AS key FROM ({source})"
+    key = composite_key_sql(columns)
+    return f"WITH __keys AS MATERIALIZED ({source}) SELECT record_id, {key} AS key FROM __keys"
 
 
 def normalise_sql(

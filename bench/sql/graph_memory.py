@@ -10,15 +10,15 @@ so a matcher calls one function on every engine.
 :func:`linked_clusters` (DuckDB) is the same closure fed by rules rather than one edge
 list: a :class:`KeyLinks` rule hands over each record's key and the union-find groups
 equal keys itself (a hash table on the key bytes), an :class:`EdgeLinks` rule its
-pairs. The cascade's rules on one text key (e-mail, phone, customer number...) thus
-skip the SQL aggregate on the key and the join back to every record, which were about
-half of each rule's time, and DuckDB normalises the next rule's keys while the last
-ones are grouped (one worker thread; the kernels release the GIL).
+pairs. The cascade's rules without a time window thus skip the SQL aggregate on the
+key and the join back to every record, which were about half of each rule's time, and
+DuckDB normalises the next rule's keys while the last ones are grouped (one worker
+thread; the kernels release the GIL).
 
-Measured on the cascade's 10M records (9,947,615; ~11.9M key rows over nine rules, two
-of them as star edges): 3.5-4.6 s for the whole match on two cores, against ~6 s for the
-rules' SQL edges alone and ~2 s for the previous in-memory closure (hooking and pointer
-jumping over 6.6M star edges); the partition is identical, record for record. Before
+Measured on the cascade's 10M records (9,947,615; ~12.7M key rows over nine rules):
+3.7-4.8 s for the whole match on two cores, against ~6 s for the rules' SQL edges alone
+and ~2 s more for the previous in-memory closure (hooking and pointer jumping over 6.6M
+star edges); the partition is identical, record for record. Before
 that, the SQL rounds (min neighbour, pointer jumping, contraction, each a join over
 the edges) took ~3 s and the join of their labels back to every record ~1 s.
 
@@ -106,16 +106,15 @@ def _int64_chunks(column: pa.ChunkedArray, what: str) -> list[np.ndarray]:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             msg = f"{what} must be BIGINT ({column.type}: {exc})"
             raise ValueError(msg) from exc
-    return [
-        np.frombuffer(c.buffers()[1], dtype=np.int64, count=len(c), offset=c.offset * 8)
-        for c in column.chunks
-        if len(c)
-    ]
+    return [_values(c, np.int64) for c in column.chunks if len(c)]
 
 
-def _index_type(n: int) -> type[np.signedinteger]:
-    """The integer type that holds node indices ``0..n-1``."""
-    return np.int32 if n < 2**31 else np.int64
+def _values(chunk: pa.Array, dtype: type[np.number]) -> np.ndarray:
+    """The values of a fixed-width Arrow array without NULLs, as a numpy view."""
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(
+        chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * size
+    )
 
 
 @dataclass
@@ -147,8 +146,10 @@ class _NodeIndex:
 
     @property
     def kind(self) -> type[np.signedinteger]:
-        """Integer type of node indices."""
-        return _index_type(self.n)
+        """Integer type of node indices (the union-find's, which is loaded by then)."""
+        from bench.sql.union_find import index_type
+
+        return index_type(self.n)
 
     def nodes(self, ids: np.ndarray) -> np.ndarray:
         """Node of every id (ids must be record ids)."""
@@ -263,22 +264,15 @@ def _read_links(
             f"SELECT record_id, key, hash(key) AS check_hash FROM ({link.sql})",
             step=what,
         )
+        from bench.sql.union_find import is_text
+
         nodes = _nodes_of(rows.column("record_id"), index, f"{what}: record_id")
         keys = rows.column("key")
-        kind = keys.type
-        if not (
-            pa.types.is_string(kind)
-            or pa.types.is_large_string(kind)
-            or pa.types.is_string_view(kind)
-        ):
+        if not is_text(keys.type):  # checked here, where the error can name the rule
             msg = f"{what}: keys must be VARCHAR, got {keys.type}"
             raise ValueError(msg)
         checks = np.concatenate(
-            [
-                np.frombuffer(c.buffers()[1], dtype=np.uint64, count=len(c), offset=c.offset * 8)
-                for c in rows.column("check_hash").chunks
-                if len(c)
-            ]
+            [_values(c, np.uint64) for c in rows.column("check_hash").chunks if len(c)]
             or [np.zeros(0, np.uint64)]
         )
 

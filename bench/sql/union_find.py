@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["UnionFind", "group_rows"]
+__all__ = ["UnionFind", "group_rows", "index_type", "is_text"]
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,18 @@ def _flatten(parent):
         parent[i] = parent[parent[i]]
 
 
+def index_type(n: int) -> type[np.signedinteger]:
+    """The integer type that holds indices ``0..n-1``."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def is_text(kind: pa.DataType) -> bool:
+    """Whether an Arrow type is one of the string types the kernels read."""
+    return (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
+
+
 def _ro(a: np.ndarray) -> np.ndarray:
     """A read-only view: kernels get their inputs in one type (numba compiles one per
     array type, and writable and read-only arrays are different types)."""
@@ -191,14 +203,13 @@ def _ro(a: np.ndarray) -> np.ndarray:
 
 def _string_parts(keys: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets, bytes and validity (False where NULL) of one string array, as views."""
-    if pa.types.is_string_view(keys.type) or pa.types.is_large_string(keys.type):
-        keys = keys.cast(pa.large_string())
-        width = np.int64
-    elif pa.types.is_string(keys.type):
-        width = np.int32
-    else:
+    if not is_text(keys.type):
         msg = f"keys must be strings, got {keys.type}"
         raise ValueError(msg)
+    width = np.int32
+    if not pa.types.is_string(keys.type):  # views and large strings: 64-bit offsets
+        keys = keys.cast(pa.large_string())
+        width = np.int64
     bitmap, offsets, data = keys.buffers()
     offs = np.frombuffer(
         offsets, dtype=width, count=len(keys) + 1, offset=keys.offset * width().itemsize
@@ -274,7 +285,7 @@ def group_rows(
     else:
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64) | _NONZERO
     checks = np.ascontiguousarray(checks, dtype=np.uint64)
-    kind = np.int64 if n >= 2**31 else np.int32
+    kind = index_type(n)
     first = np.empty(n, dtype=kind)
     size = 1 << int(2 * n).bit_length()
     tables = tables or _Tables()
@@ -307,7 +318,7 @@ class UnionFind:
     """
 
     def __init__(self, n: int) -> None:
-        self.kind = np.int32 if n < 2**31 else np.int64
+        self.kind = index_type(n)
         self.parent = np.arange(n, dtype=self.kind)
         #: Key columns regrouped by their bytes after a hash collision (diagnostics).
         self.exact_regroups = 0
